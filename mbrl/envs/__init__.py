@@ -1,0 +1,1 @@
+"""Environments shipped with mbrl, registered with gymnasium when :mod:`mbrl` is imported."""
