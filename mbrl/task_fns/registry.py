@@ -51,7 +51,9 @@ def register_task_fns(
             f"termination for {env_id!r} must be callable or None, got {type(termination).__name__}"
         )
     if env_id in _REGISTRY and not overwrite:
-        raise ValueError(f"task functions for {env_id!r} are already registered (pass overwrite=True)")
+        raise ValueError(
+            f"task functions for {env_id!r} are already registered (pass overwrite=True)"
+        )
     _REGISTRY[env_id] = TaskFns(reward=reward, termination=termination)
 
 

@@ -1,0 +1,72 @@
+"""mbrl: model-based planning and reinforcement learning on batched torch tensors.
+
+The public API is re-exported here; see the README for the architecture.
+"""
+
+from mbrl import envs  # noqa: F401  (registers mbrl/... gymnasium ids on import)
+from mbrl.agents import MPCAgent, RunConfig, RunResult, make_env, run, run_episode
+from mbrl.data import TransitionBatch, TransitionBuffer
+from mbrl.models import (
+    DeltaModelConfig,
+    DynamicsModel,
+    FitConfig,
+    GaussianEnsemble,
+    LearnedReward,
+    LearnedTermination,
+    MLPDynamics,
+    fit,
+    load_checkpoint,
+    save_checkpoint,
+)
+from mbrl.planners import (
+    CEMConfig,
+    CEMOptimizer,
+    MPPIConfig,
+    MPPIOptimizer,
+    Planner,
+    RandomShootingConfig,
+    RandomShootingOptimizer,
+    SamplingPlanner,
+    build_planner,
+)
+from mbrl.rollout import RolloutResult, rollout
+from mbrl.spaces import ActionCodec
+from mbrl.task_fns import TaskFns, get_task_fns, register_task_fns
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActionCodec",
+    "CEMConfig",
+    "CEMOptimizer",
+    "DeltaModelConfig",
+    "DynamicsModel",
+    "FitConfig",
+    "GaussianEnsemble",
+    "LearnedReward",
+    "LearnedTermination",
+    "MLPDynamics",
+    "MPCAgent",
+    "MPPIConfig",
+    "MPPIOptimizer",
+    "Planner",
+    "RandomShootingConfig",
+    "RandomShootingOptimizer",
+    "RolloutResult",
+    "RunConfig",
+    "RunResult",
+    "SamplingPlanner",
+    "TaskFns",
+    "TransitionBatch",
+    "TransitionBuffer",
+    "build_planner",
+    "fit",
+    "get_task_fns",
+    "load_checkpoint",
+    "make_env",
+    "register_task_fns",
+    "rollout",
+    "run",
+    "run_episode",
+    "save_checkpoint",
+]

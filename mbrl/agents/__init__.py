@@ -1,0 +1,17 @@
+"""Agents and loops: MPC in any gymnasium env, and the model-based learning loop."""
+
+from mbrl.agents.env_factory import make_env
+from mbrl.agents.episode import EpisodeStats, run_episode
+from mbrl.agents.loop import EpisodeRecord, RunConfig, RunResult, run
+from mbrl.agents.mpc import MPCAgent
+
+__all__ = [
+    "EpisodeRecord",
+    "EpisodeStats",
+    "MPCAgent",
+    "RunConfig",
+    "RunResult",
+    "make_env",
+    "run",
+    "run_episode",
+]

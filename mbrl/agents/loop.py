@@ -1,0 +1,316 @@
+"""The model-based loop: seed data -> fit -> act with MPC -> append -> refit.
+
+One function, :func:`run`, used by ``mbrl run`` and by the benchmark suite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mbrl.agents.env_factory import make_env
+from mbrl.agents.episode import EpisodeStats, run_episode
+from mbrl.agents.mpc import MPCAgent
+from mbrl.agents.presets import apply_preset
+from mbrl.data.buffer import TransitionBuffer
+from mbrl.models.checkpoint import save_checkpoint
+from mbrl.models.registry import build_model
+from mbrl.models.task_models import LearnedReward, LearnedTermination
+from mbrl.models.training import FitConfig, FitReport, fit
+from mbrl.planners.registry import PlannerContext, build_planner, planner_entry
+from mbrl.seeding import make_generator, resolve_device, seed_everything
+from mbrl.spaces import ActionCodec, observation_dim
+from mbrl.task_fns import get_task_fns
+from mbrl.validation import check_positive_int
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Settings of one model-based run (what ``mbrl run`` builds from its flags).
+
+    Attributes:
+        env_id: gymnasium id, ``module:Env-v0`` allowed (default ``Pendulum-v1``).
+        model: registered model name (default ``ensemble``).
+        planner: registered planner name (default ``cem``).
+        reward: ``known`` (the env's registered task functions) or ``learned`` (reward and
+            termination models fitted to data). Envs without known functions always learn.
+        episodes: MPC episodes after the seed episodes (default 10).
+        seed: seeds the env, the model initialisation, training and planning (default 0).
+        device: ``cpu`` or ``cuda[:N]`` for models and planning (default ``cpu``).
+        out: directory for metrics, summary, checkpoints and buffer (default none).
+        seed_episodes: random-action episodes collected first (default 1).
+        horizon / n_particles / gamma: planning horizon, particles, discount (15 / 5 / 1.0).
+        planner_options: planner config overrides, e.g. ``{"population": 300}``.
+        model_options: model config overrides, e.g. ``{"hidden_size": 128}``.
+        fit: training settings of the dynamics (and learned task) models.
+        max_episode_steps: extra cap on episode length (default: the env's own limit).
+        compute_dtype: ``float32`` or ``bfloat16`` (opt-in faster planning on AMX CPUs / GPUs).
+        use_preset: apply the env's tuned defaults (:mod:`mbrl.agents.presets`) to fields
+            still at their defaults (default True).
+        progress: show progress bars and per-episode lines (default True).
+    """
+
+    env_id: str = "Pendulum-v1"
+    model: str = "ensemble"
+    planner: str = "cem"
+    reward: str = "known"
+    episodes: int = 10
+    seed: int = 0
+    device: str = "cpu"
+    out: str | None = None
+    seed_episodes: int = 1
+    horizon: int = 15
+    n_particles: int = 5
+    gamma: float = 1.0
+    planner_options: dict[str, Any] = field(default_factory=dict)
+    model_options: dict[str, Any] = field(default_factory=dict)
+    fit: FitConfig = field(default_factory=FitConfig)
+    max_episode_steps: int | None = None
+    compute_dtype: str = "float32"
+    use_preset: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_positive_int(self.episodes, "episodes", minimum=0)
+        check_positive_int(self.seed_episodes, "seed_episodes", minimum=0)
+        check_positive_int(self.horizon, "horizon")
+        check_positive_int(self.n_particles, "n_particles")
+        if self.reward not in ("known", "learned"):
+            raise ValueError(f"reward must be 'known' or 'learned', got {self.reward!r}")
+        if self.compute_dtype not in _DTYPES:
+            raise ValueError(
+                f"compute_dtype must be one of {sorted(_DTYPES)}, got {self.compute_dtype!r}"
+            )
+        if self.seed_episodes + self.episodes < 1:
+            raise ValueError("seed_episodes + episodes must be >= 1")
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """One logged episode (a line of ``metrics.jsonl``).
+
+    Attributes:
+        episode: index (seed episodes first); kind: ``seed`` or ``mpc``; return/steps: outcome;
+        plan_ms: mean planning time per step (0 for seed episodes); model_val_loss: held-out
+        score of the model used; env_steps: total env steps so far; fit_seconds: training time
+        before the episode; terminated / truncated: how it ended.
+    """
+
+    episode: int
+    kind: str
+    episode_return: float
+    steps: int
+    plan_ms: float
+    model_val_loss: float
+    env_steps: int
+    fit_seconds: float
+    terminated: bool
+    truncated: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON object with ``return`` as the key for ``episode_return``."""
+        d = dataclasses.asdict(self)
+        d["return"] = d.pop("episode_return")
+        return d
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` returns: the records, and the objects for further use.
+
+    Attributes:
+        config: the effective config (preset applied); records: every episode.
+        model: the fitted dynamics model; buffer: all real transitions; reward_fn /
+        termination_fn: the task functions used for planning.
+    """
+
+    config: RunConfig
+    records: list[EpisodeRecord]
+    model: torch.nn.Module
+    buffer: TransitionBuffer
+    reward_fn: Callable
+    termination_fn: Callable | None
+
+    @property
+    def mpc_returns(self) -> list[float]:
+        """Returns of the MPC (non-seed) episodes, in order."""
+        return [r.episode_return for r in self.records if r.kind == "mpc"]
+
+
+class _TaskModels:
+    """Learned reward/termination models, fitted alongside the dynamics."""
+
+    def __init__(
+        self, obs_dim: int, action_dim: int, device: torch.device, learn_termination: bool
+    ) -> None:
+        self.reward = LearnedReward(obs_dim, action_dim).to(device)
+        self.termination = (
+            LearnedTermination(obs_dim, action_dim).to(device) if learn_termination else None
+        )
+
+    def fit(self, buffer: TransitionBuffer, config: FitConfig, gen: torch.Generator) -> None:
+        fit(self.reward, buffer, config, gen)
+        if self.termination is not None:
+            fit(self.termination, buffer, config, gen)
+
+
+def _log(cfg: RunConfig, msg: str) -> None:
+    if cfg.progress:
+        tqdm.write(msg, file=sys.stdout)
+
+
+def _save_outputs(
+    out: Path, cfg: RunConfig, records: list[EpisodeRecord], model, buffer, task_models
+) -> None:
+    summary = {
+        "env": cfg.env_id,
+        "model": cfg.model,
+        "planner": cfg.planner,
+        "reward": cfg.reward,
+        "seed": cfg.seed,
+        "device": cfg.device,
+        "compute_dtype": cfg.compute_dtype,
+        "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str)),
+        "episodes": [
+            {"return": r.episode_return, "steps": r.steps, "plan_ms": r.plan_ms, "kind": r.kind}
+            for r in records
+        ],
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    meta = {"env": cfg.env_id, "seed": cfg.seed}
+    save_checkpoint(out / "model.pt", model, meta)
+    if task_models is not None:
+        save_checkpoint(out / "reward_model.pt", task_models.reward, meta)
+        if task_models.termination is not None:
+            save_checkpoint(out / "termination_model.pt", task_models.termination, meta)
+    buffer.save(out / "buffer.pt")
+
+
+def run(config: RunConfig | None = None) -> RunResult:
+    """Run the model-based loop described by ``config``.
+
+    Everything is checked before the first env step: env id, action space vs planner, model and
+    planner names and options. If anything fails mid-run, the transitions collected so far are
+    saved (to ``out/buffer.pt``, or a temporary file named in the error) before it propagates.
+
+    Returns:
+        :class:`RunResult`.
+    """
+    cfg = config or RunConfig()
+    env = make_env(cfg.env_id)
+    if cfg.use_preset:
+        cfg = apply_preset(cfg, env.spec.id if env.spec else cfg.env_id)
+    device = resolve_device(cfg.device)
+    codec = ActionCodec.from_space(env.action_space)
+    obs_dim = observation_dim(env.observation_space)
+    planner_entry(cfg.planner).planner_class.check_action_space(codec)
+    seed_everything(cfg.seed)
+    gen = make_generator(cfg.seed, device)
+    model = build_model(cfg.model, obs_dim, codec.dim, cfg.model_options).to(device)
+    if hasattr(model, "set_compute_dtype"):
+        model.set_compute_dtype(_DTYPES[cfg.compute_dtype])
+    known = get_task_fns(env.spec.id) if env.spec else None
+    task_models = None
+    if cfg.reward == "known" and known is not None:
+        reward_fn, term_fn = known.reward, known.termination
+    else:
+        if cfg.reward == "known":
+            _log(cfg, f"no known reward for {cfg.env_id}: learning reward and termination models")
+        learn_term = known is None or known.termination is not None
+        task_models = _TaskModels(obs_dim, codec.dim, device, learn_term)
+        reward_fn, term_fn = task_models.reward, task_models.termination
+    ctx = PlannerContext(
+        model,
+        reward_fn,
+        term_fn,
+        codec,
+        gen,
+        cfg.horizon,
+        cfg.n_particles,
+        cfg.gamma,
+        dict(cfg.planner_options),
+    )
+    planner = build_planner(cfg.planner, ctx)
+    agent = MPCAgent(planner, codec, obs_dim, device)
+    buffer = TransitionBuffer(obs_dim, codec.dim, capacity=1_000_000)
+    out = Path(cfg.out) if cfg.out else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.jsonl").write_text("")
+    env.action_space.seed(cfg.seed)
+    records: list[EpisodeRecord] = []
+    report = FitReport()
+    try:
+        for ep in range(cfg.seed_episodes + cfg.episodes):
+            is_seed = ep < cfg.seed_episodes
+            fit_s = 0.0
+            if is_seed:
+                policy = lambda _obs: env.action_space.sample()  # noqa: E731
+            else:
+                start = time.perf_counter()
+                report = fit(
+                    model, buffer, dataclasses.replace(cfg.fit, progress=cfg.progress), gen
+                )
+                if task_models is not None:
+                    task_models.fit(buffer, cfg.fit, gen)
+                fit_s = time.perf_counter() - start
+                agent.reset()
+                agent.plan_seconds.clear()
+                policy = agent.act
+            stats: EpisodeStats = run_episode(
+                env,
+                policy,
+                codec,
+                buffer,
+                seed=cfg.seed if ep == 0 else None,
+                max_steps=cfg.max_episode_steps,
+                progress=(f"episode {ep}" if cfg.progress else None),
+            )
+            plan_ms = 0.0 if is_seed else 1e3 * float(np.mean(agent.plan_seconds or [0.0]))
+            rec = EpisodeRecord(
+                ep,
+                "seed" if is_seed else "mpc",
+                stats.episode_return,
+                stats.steps,
+                plan_ms,
+                float(report.best_val_score),
+                buffer.total_added,
+                fit_s,
+                stats.terminated,
+                stats.truncated,
+            )
+            records.append(rec)
+            _log(
+                cfg,
+                f"episode {ep:3d} [{rec.kind:4s}] return {rec.episode_return:9.2f}  steps {rec.steps:4d}  "
+                f"val_loss {rec.model_val_loss:8.4f}  plan {rec.plan_ms:7.1f} ms/step  fit {fit_s:5.1f} s",
+            )
+            if out is not None:
+                with (out / "metrics.jsonl").open("a") as fh:
+                    fh.write(json.dumps(rec.to_json()) + "\n")
+    except BaseException as err:
+        target = (out or Path(tempfile.mkdtemp(prefix="mbrl-crash-"))) / "buffer.pt"
+        buffer.save(target)
+        if hasattr(err, "add_note"):
+            err.add_note(
+                f"mbrl: the {len(buffer)} transitions collected so far were saved to {target}"
+            )
+        raise
+    finally:
+        env.close()
+    if out is not None:
+        _save_outputs(out, cfg, records, model, buffer, task_models)
+    return RunResult(cfg, records, model, buffer, reward_fn, term_fn)

@@ -1,0 +1,80 @@
+"""Model-predictive control agent: plan, execute the first action, replan."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mbrl.planners.base import Planner
+from mbrl.spaces import ActionCodec
+from mbrl.validation import check_positive_int
+
+
+class MPCAgent:
+    """Acts in a gymnasium env by replanning with ``planner`` every ``replan_every`` steps.
+
+    ``act(obs (O,) numpy) -> env action`` (a clipped Box array or a Discrete int). Between
+    replans it executes the following actions of the last plan (open loop).
+
+    Args:
+        planner: any :class:`~mbrl.planners.base.Planner`.
+        codec: the env's :class:`~mbrl.spaces.ActionCodec`; checked against the planner's
+            supported spaces here, before any interaction.
+        obs_dim: observation size ``O`` (checked on every call).
+        device: where observations go for planning.
+        replan_every: steps between replans (default 1: full MPC).
+
+    Attributes:
+        plan_seconds: wall time of each ``plan`` call so far.
+    """
+
+    def __init__(
+        self,
+        planner: Planner,
+        codec: ActionCodec,
+        obs_dim: int,
+        device: str | torch.device = "cpu",
+        replan_every: int = 1,
+    ) -> None:
+        planner.check_action_space(codec)
+        check_positive_int(replan_every, "replan_every")
+        self.planner = planner
+        self.codec = codec
+        self.obs_dim = obs_dim
+        self.device = torch.device(device)
+        self.replan_every = replan_every
+        self.plan_seconds: list[float] = []
+        self._plan: Tensor | None = None
+        self._step = 0
+
+    def reset(self) -> None:
+        """Start a new episode: drop the current plan and the planner's warm start."""
+        self.planner.reset()
+        self._plan = None
+        self._step = 0
+
+    def act(self, obs: np.ndarray) -> np.ndarray | int:
+        """Action for observation ``obs (O,)``.
+
+        Raises:
+            ValueError: ``obs`` of the wrong shape or with NaN/inf (before any planning).
+        """
+        arr = np.asarray(obs, dtype=np.float32)
+        if arr.shape != (self.obs_dim,):
+            raise ValueError(f"obs must have shape ({self.obs_dim},), got {arr.shape}")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"obs contains NaN or inf: {arr.tolist()}")
+        offset = self._step % self.replan_every
+        if offset == 0 or self._plan is None or offset >= self._plan.shape[0]:
+            start = time.perf_counter()
+            self._plan = self.planner.plan(torch.as_tensor(arr, device=self.device))
+            action = self.codec.decode(self._plan[0])  # the host copy also waits for the device
+            self.plan_seconds.append(time.perf_counter() - start)
+            offset = 0
+        else:
+            action = self.codec.decode(self._plan[offset])
+        self._step += 1
+        return action

@@ -1,0 +1,245 @@
+"""Preallocated ring buffer of transitions with explicit-generator sampling and lossless save/load."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mbrl.validation import as_float_tensor, check_fraction, check_positive_int
+
+_FORMAT = "mbrl-transition-buffer"
+_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TransitionBatch:
+    """A batch of ``B`` transitions.
+
+    Attributes:
+        obs: ``(B, O)`` float32 observations.
+        action: ``(B, A)`` float32 encoded actions.
+        reward: ``(B,)`` float32 rewards.
+        next_obs: ``(B, O)`` float32 next observations.
+        terminated: ``(B,)`` bool, the MDP ended (no bootstrapping past it).
+        truncated: ``(B,)`` bool, the episode was cut (time limit); the MDP did not end.
+    """
+
+    obs: Tensor
+    action: Tensor
+    reward: Tensor
+    next_obs: Tensor
+    terminated: Tensor
+    truncated: Tensor
+
+    def __len__(self) -> int:
+        return int(self.obs.shape[0])
+
+    def index(self, idx: Tensor) -> TransitionBatch:
+        """Rows ``idx`` (any integer index tensor shape ``S``) -> batch with leading dims ``S``."""
+        return TransitionBatch(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+
+    def to(self, device: torch.device | str) -> TransitionBatch:
+        """The same batch on ``device``."""
+        return TransitionBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+
+class TransitionBuffer:
+    """Ring buffer of ``capacity`` transitions in preallocated tensors.
+
+    ``add`` takes one transition (``obs (O,)``) or a batch from a vector env (``obs (B, O)``).
+    When full, the oldest transitions are overwritten.
+
+    Args:
+        obs_dim: observation size ``O``.
+        action_dim: encoded action size ``A``.
+        capacity: maximum number of stored transitions.
+        device: where the storage lives (sampling returns tensors there).
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        capacity: int = 100_000,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        check_positive_int(obs_dim, "obs_dim")
+        check_positive_int(action_dim, "action_dim")
+        check_positive_int(capacity, "capacity")
+        self.obs_dim = int(obs_dim)
+        self.action_dim = int(action_dim)
+        self.capacity = int(capacity)
+        self.device = torch.device(device)
+        f32 = {"dtype": torch.float32, "device": self.device}
+        self._obs = torch.zeros(capacity, obs_dim, **f32)
+        self._action = torch.zeros(capacity, action_dim, **f32)
+        self._reward = torch.zeros(capacity, **f32)
+        self._next_obs = torch.zeros(capacity, obs_dim, **f32)
+        self._terminated = torch.zeros(capacity, dtype=torch.bool, device=self.device)
+        self._truncated = torch.zeros(capacity, dtype=torch.bool, device=self.device)
+        self._size = 0
+        self._ptr = 0
+        self.total_added = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def add(
+        self,
+        obs: Tensor | np.ndarray,
+        action: Tensor | np.ndarray,
+        reward: Tensor | np.ndarray | float,
+        next_obs: Tensor | np.ndarray,
+        terminated: Tensor | np.ndarray | bool,
+        truncated: Tensor | np.ndarray | bool,
+    ) -> None:
+        """Append one transition (``obs (O,)``) or a batch (``obs (B, O)``, ``reward (B,)``...).
+
+        Raises:
+            ValueError: on mismatched shapes or non-finite observations, actions or rewards
+                (nothing is written then).
+        """
+        dev = self.device
+        obs_t = as_float_tensor(obs, "obs", device=dev)
+        single = obs_t.ndim == 1
+        obs_t = obs_t.reshape(1, -1) if single else obs_t
+        batch = obs_t.shape[0]
+        next_t = as_float_tensor(next_obs, "next_obs", device=dev).reshape(batch, -1)
+        act_t = as_float_tensor(action, "action", device=dev).reshape(batch, -1)
+        rew_t = as_float_tensor(reward, "reward", device=dev).reshape(-1)
+        term_t = torch.as_tensor(np.asarray(terminated), dtype=torch.bool, device=dev).reshape(-1)
+        trunc_t = torch.as_tensor(np.asarray(truncated), dtype=torch.bool, device=dev).reshape(-1)
+        expected = {
+            "obs": (obs_t, (batch, self.obs_dim)),
+            "next_obs": (next_t, (batch, self.obs_dim)),
+            "action": (act_t, (batch, self.action_dim)),
+            "reward": (rew_t, (batch,)),
+            "terminated": (term_t, (batch,)),
+            "truncated": (trunc_t, (batch,)),
+        }
+        for name, (value, shape) in expected.items():
+            if tuple(value.shape) != shape:
+                raise ValueError(
+                    f"{name} must have shape {shape} for this buffer, got {tuple(value.shape)}"
+                )
+        for name in ("obs", "next_obs", "action", "reward"):
+            if not bool(torch.isfinite(expected[name][0]).all()):
+                raise ValueError(f"{name} contains NaN or inf; refusing to store it")
+        if batch > self.capacity:
+            obs_t, act_t, rew_t, next_t, term_t, trunc_t = (
+                x[-self.capacity :] for x in (obs_t, act_t, rew_t, next_t, term_t, trunc_t)
+            )
+            batch = self.capacity
+        idx = (self._ptr + torch.arange(batch, device=dev)) % self.capacity
+        self._obs[idx] = obs_t
+        self._action[idx] = act_t
+        self._reward[idx] = rew_t
+        self._next_obs[idx] = next_t
+        self._terminated[idx] = term_t
+        self._truncated[idx] = trunc_t
+        self._ptr = (self._ptr + batch) % self.capacity
+        self._size = min(self._size + batch, self.capacity)
+        self.total_added += batch
+
+    def all(self) -> TransitionBatch:
+        """Every stored transition, oldest first, as a batch of ``len(self)`` rows."""
+        if self._size < self.capacity:
+            order = torch.arange(self._size, device=self.device)
+        else:
+            order = (self._ptr + torch.arange(self.capacity, device=self.device)) % self.capacity
+        return self._gather(order)
+
+    def _gather(self, idx: Tensor) -> TransitionBatch:
+        return TransitionBatch(
+            self._obs[idx],
+            self._action[idx],
+            self._reward[idx],
+            self._next_obs[idx],
+            self._terminated[idx],
+            self._truncated[idx],
+        )
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> TransitionBatch:
+        """``batch_size`` transitions drawn uniformly with replacement using ``generator``.
+
+        Raises:
+            ValueError: if the buffer is empty.
+        """
+        check_positive_int(batch_size, "batch_size")
+        if self._size == 0:
+            raise ValueError("cannot sample from an empty TransitionBuffer")
+        idx = torch.randint(
+            0, self._size, (batch_size,), generator=generator, device=generator.device
+        )
+        return self._gather(idx.to(self.device))
+
+    def split(
+        self, holdout_frac: float, generator: torch.Generator
+    ) -> tuple[TransitionBatch, TransitionBatch]:
+        """Random train / validation split of all data: ``(train, val)`` batches.
+
+        ``val`` holds ``round(holdout_frac * len)`` transitions (at least 1 when ``holdout_frac > 0``
+        and there are at least 2 transitions).
+        """
+        check_fraction(holdout_frac, "holdout_frac", allow_zero=True)
+        data = self.all()
+        n = len(data)
+        n_val = int(round(holdout_frac * n))
+        if holdout_frac > 0 and n >= 2:
+            n_val = max(1, min(n_val, n - 1))
+        perm = torch.randperm(n, generator=generator, device=generator.device).to(self.device)
+        return data.index(perm[n_val:]), data.index(perm[:n_val])
+
+    def state_dict(self) -> dict:
+        """All contents and bookkeeping, for :meth:`load_state_dict` or :meth:`save`."""
+        return {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "obs_dim": self.obs_dim,
+            "action_dim": self.action_dim,
+            "capacity": self.capacity,
+            "size": self._size,
+            "ptr": self._ptr,
+            "total_added": self.total_added,
+            "obs": self._obs.cpu(),
+            "action": self._action.cpu(),
+            "reward": self._reward.cpu(),
+            "next_obs": self._next_obs.cpu(),
+            "terminated": self._terminated.cpu(),
+            "truncated": self._truncated.cpu(),
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the whole buffer to one file (atomically: a crash never leaves half a file)."""
+        path = Path(path)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> TransitionBuffer:
+        """Read a buffer written by :meth:`save`.
+
+        Raises:
+            ValueError: if the file is missing, corrupt or not an mbrl transition buffer.
+        """
+        try:
+            state = torch.load(Path(path), map_location="cpu", weights_only=True)
+        except FileNotFoundError as err:
+            raise ValueError(f"buffer file {str(path)!r} does not exist") from err
+        except Exception as err:
+            raise ValueError(
+                f"buffer file {str(path)!r} is corrupt or not a torch file: {err}"
+            ) from err
+        if not isinstance(state, dict) or state.get("format") != _FORMAT:
+            raise ValueError(f"{str(path)!r} is not an mbrl transition buffer file")
+        buf = cls(state["obs_dim"], state["action_dim"], state["capacity"], device)
+        for name in ("obs", "action", "reward", "next_obs", "terminated", "truncated"):
+            getattr(buf, "_" + name).copy_(state[name])
+        buf._size, buf._ptr, buf.total_added = state["size"], state["ptr"], state["total_added"]
+        return buf

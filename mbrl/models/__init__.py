@@ -1,0 +1,44 @@
+"""Dynamics models (one batched state-space interface) and their training.
+
+Plug-in axis: every model subclasses :class:`DynamicsModel`; see :mod:`mbrl.models.base` for
+the row-layout convention shared with the rollout engine and planners.
+"""
+
+from mbrl.models.base import DETERMINISTIC, DIFFERENTIABLE, PARTICLES, DynamicsModel, ModelState
+from mbrl.models.checkpoint import (
+    load_checkpoint,
+    load_weights,
+    register_checkpointable,
+    save_checkpoint,
+)
+from mbrl.models.delta_model import DeltaModel, DeltaModelConfig
+from mbrl.models.ensemble import GaussianEnsemble
+from mbrl.models.layers import EnsembleLinear, EnsembleMLP
+from mbrl.models.mlp import MLPDynamics
+from mbrl.models.normalization import Normalizer
+from mbrl.models.task_models import LearnedReward, LearnedTermination
+from mbrl.models.training import FitConfig, FitReport, fit
+
+__all__ = [
+    "DETERMINISTIC",
+    "DIFFERENTIABLE",
+    "PARTICLES",
+    "DeltaModel",
+    "DeltaModelConfig",
+    "DynamicsModel",
+    "EnsembleLinear",
+    "EnsembleMLP",
+    "FitConfig",
+    "FitReport",
+    "GaussianEnsemble",
+    "LearnedReward",
+    "LearnedTermination",
+    "MLPDynamics",
+    "ModelState",
+    "Normalizer",
+    "fit",
+    "load_checkpoint",
+    "load_weights",
+    "register_checkpointable",
+    "save_checkpoint",
+]

@@ -1,0 +1,248 @@
+"""Ensembles of MLPs predicting the state delta ``next_obs - obs`` (deterministic or Gaussian)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mbrl.data.buffer import TransitionBatch
+from mbrl.models.base import DIFFERENTIABLE, PARTICLES, DynamicsModel, ModelState
+from mbrl.models.configs import register_config
+from mbrl.models.layers import EnsembleMLP
+from mbrl.models.normalization import Normalizer
+from mbrl.validation import check_positive_int
+
+PROPAGATIONS = ("ts_inf", "ts1", "expectation")
+
+
+@register_config
+@dataclass(frozen=True)
+class DeltaModelConfig:
+    """Architecture and propagation of a :class:`DeltaModel`.
+
+    Attributes:
+        ensemble_size: number of members ``E`` (default 5, as PETS).
+        hidden_size: units per hidden layer (default 200, as PETS).
+        num_layers: hidden layers per member (default 4, as PETS).
+        activation: ``silu`` (PETS' swish), ``relu``, ``tanh`` or ``elu``.
+        probabilistic: predict a Gaussian (mean, log-variance) per member and train with NLL;
+            False gives deterministic members trained with MSE.
+        num_elites: members used for prediction, chosen on held-out error after each fit
+            (default ``None``: all members).
+        propagation: how particles move through the ensemble in :meth:`DeltaModel.step`:
+            ``ts_inf`` (each particle keeps one member for the whole rollout), ``ts1`` (a fresh
+            random member per particle every step) or ``expectation`` (mean over members, no
+            sampling: deterministic and differentiable).
+        logvar_bounds: initial soft bounds (min, max) on the log-variance; learned (PETS).
+    """
+
+    ensemble_size: int = 5
+    hidden_size: int = 200
+    num_layers: int = 4
+    activation: str = "silu"
+    probabilistic: bool = True
+    num_elites: int | None = None
+    propagation: str = "ts_inf"
+    logvar_bounds: tuple[float, float] = (-10.0, 0.5)
+
+    def __post_init__(self) -> None:
+        check_positive_int(self.ensemble_size, "ensemble_size")
+        check_positive_int(self.hidden_size, "hidden_size")
+        check_positive_int(self.num_layers, "num_layers")
+        if self.num_elites is not None:
+            check_positive_int(self.num_elites, "num_elites")
+            if self.num_elites > self.ensemble_size:
+                raise ValueError(
+                    f"num_elites ({self.num_elites}) must be <= ensemble_size ({self.ensemble_size})"
+                )
+        if self.propagation not in PROPAGATIONS:
+            raise ValueError(f"propagation must be one of {PROPAGATIONS}, got {self.propagation!r}")
+
+
+class DeltaModel(DynamicsModel):
+    """``E`` MLPs mapping normalised ``[obs, action]`` to a normalised delta of ``obs``.
+
+    ``step(state (M, O), action (M, A)) -> next state (M, O)``. With ``ts_inf`` and ``M``
+    divisible by the number of active members ``E'``, rows form ``E'`` contiguous blocks, one per
+    member, evaluated as one batched matmul per layer (no gather, no padding). Particle-major row
+    order puts every start observation's particles in every block.
+
+    Args:
+        obs_dim: observation size ``O``.
+        action_dim: encoded action size ``A``.
+        config: architecture; see :class:`DeltaModelConfig`.
+    """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({DIFFERENTIABLE, PARTICLES})
+
+    def __init__(
+        self, obs_dim: int, action_dim: int, config: DeltaModelConfig | None = None
+    ) -> None:
+        super().__init__()
+        check_positive_int(obs_dim, "obs_dim")
+        check_positive_int(action_dim, "action_dim")
+        self.config = config if config is not None else DeltaModelConfig()
+        cfg = self.config
+        self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
+        self.ensemble_size = cfg.ensemble_size
+        out = 2 * obs_dim if cfg.probabilistic else obs_dim
+        self.net = EnsembleMLP(
+            cfg.ensemble_size,
+            obs_dim + action_dim,
+            out,
+            cfg.hidden_size,
+            cfg.num_layers,
+            cfg.activation,
+        )
+        self.input_norm = Normalizer(obs_dim + action_dim)
+        self.output_norm = Normalizer(obs_dim)
+        lo, hi = cfg.logvar_bounds
+        self.min_logvar = nn.Parameter(torch.full((1, obs_dim), float(lo)))
+        self.max_logvar = nn.Parameter(torch.full((1, obs_dim), float(hi)))
+        self.register_buffer("elites", torch.arange(cfg.ensemble_size))
+        self.propagation = cfg.propagation
+        self.compute_dtype = torch.float32
+
+    def set_compute_dtype(self, dtype: torch.dtype) -> None:
+        """Run the networks in ``dtype`` (e.g. ``torch.bfloat16``) for inference.
+
+        Only no-grad calls (planning rollouts) use it; states stay in their own dtype (float32)
+        so the ``state + delta`` accumulation keeps full precision, and training always runs in
+        float32.
+        """
+        if dtype not in (torch.float32, torch.bfloat16, torch.float16):
+            raise ValueError(f"compute dtype must be float32, bfloat16 or float16, got {dtype}")
+        self.compute_dtype = dtype
+
+    def init_kwargs(self) -> dict:
+        """Constructor arguments (for checkpoints)."""
+        return {"obs_dim": self.obs_dim, "action_dim": self.action_dim, "config": self.config}
+
+    # ----------------------------------------------------------------- prediction
+    @property
+    def num_active(self) -> int:
+        """Number of members used for prediction (the elites)."""
+        return int(self.elites.shape[0])
+
+    def _members_forward(self, inp: Tensor, members: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """Normalised ``inp (E', N, I)`` -> normalised delta mean and log-variance ``(E', N, O)``."""
+        if self.compute_dtype != inp.dtype and not torch.is_grad_enabled():
+            out = self.net(inp.to(self.compute_dtype), members).to(inp.dtype)
+        else:
+            out = self.net(inp, members)
+        if not self.config.probabilistic:
+            return out, None
+        mean, logvar = out.split(self.obs_dim, dim=-1)
+        max_lv, min_lv = self.max_logvar.to(out.dtype), self.min_logvar.to(out.dtype)
+        logvar = max_lv - F.softplus(max_lv - logvar)
+        logvar = min_lv + F.softplus(logvar - min_lv)
+        return mean, logvar
+
+    def _delta(self, inp: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Normalised inputs ``(M, I)`` -> sampled normalised delta ``(M, O)`` per propagation."""
+        m_rows = inp.shape[0]
+        n_act = self.num_active
+        elites = self.elites if n_act < self.ensemble_size else None
+        if self.propagation == "expectation":
+            mean, _ = self._members_forward(inp.unsqueeze(0).expand(n_act, -1, -1), elites)
+            return mean.mean(0)
+        perm = None
+        if self.propagation == "ts1" and n_act > 1:
+            perm = torch.randperm(m_rows, generator=generator, device=inp.device)
+            inp = inp[perm]
+        if m_rows % n_act == 0:
+            mean, logvar = self._members_forward(inp.view(n_act, m_rows // n_act, -1), elites)
+            mean = mean.reshape(m_rows, -1)
+            logvar = None if logvar is None else logvar.reshape(m_rows, -1)
+        else:
+            # Rows not divisible into member blocks (e.g. a single state): evaluate every member
+            # on every row and give each row a random member.
+            mean_all, logvar_all = self._members_forward(
+                inp.unsqueeze(0).expand(n_act, -1, -1), elites
+            )
+            pick = torch.randint(0, n_act, (m_rows,), generator=generator, device=inp.device)
+            rows = torch.arange(m_rows, device=inp.device)
+            mean = mean_all[pick, rows]
+            logvar = None if logvar_all is None else logvar_all[pick, rows]
+        delta = mean
+        if logvar is not None:
+            noise = torch.randn(
+                mean.shape, generator=generator, device=mean.device, dtype=mean.dtype
+            )
+            delta = mean + torch.exp(0.5 * logvar) * noise
+        if perm is not None:
+            delta = torch.empty_like(delta).index_copy_(0, perm, delta)
+        return delta
+
+    def step(
+        self, state: ModelState, action: Tensor, generator: torch.Generator | None = None
+    ) -> ModelState:
+        """``state (M, O)``, ``action (M, A)`` -> next observation ``(M, O)`` (state's dtype)."""
+        inp = self.input_norm.normalize(torch.cat([state, action.to(state.dtype)], dim=-1))
+        return state + self.output_norm.denormalize(self._delta(inp, generator))
+
+    def predict(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """Ensemble-moment prediction of the next observation.
+
+        Args:
+            obs: ``(B, O)``; action: ``(B, A)``.
+
+        Returns:
+            ``(mean (B, O), variance (B, O))`` over the active members (aleatoric + epistemic).
+        """
+        self.check_obs(obs)
+        inp = self.input_norm.normalize(torch.cat([obs, action.to(obs.dtype)], dim=-1))
+        n_act = self.num_active
+        elites = self.elites if n_act < self.ensemble_size else None
+        mean, logvar = self._members_forward(inp.unsqueeze(0).expand(n_act, -1, -1), elites)
+        std = self.output_norm.std.to(obs.dtype)
+        mean_delta = self.output_norm.denormalize(mean)
+        var = mean_delta.var(0, unbiased=False)
+        if logvar is not None:
+            var = var + (logvar.exp() * std.square()).mean(0)
+        return obs + mean_delta.mean(0), var
+
+    def member_disagreement(self, obs: Tensor, action: Tensor) -> Tensor:
+        """Max over members of the distance of each member's mean from the ensemble mean: ``(B,)``."""
+        inp = self.input_norm.normalize(torch.cat([obs, action.to(obs.dtype)], dim=-1))
+        mean, _ = self._members_forward(
+            inp.unsqueeze(0).expand(self.num_active, -1, -1), self.elites
+        )
+        mean = self.output_norm.denormalize(mean)
+        return (mean - mean.mean(0, keepdim=True)).norm(dim=-1).amax(0)
+
+    # ------------------------------------------------------------------- training
+    def update_normalizers(self, batch: TransitionBatch) -> None:
+        """Input stats from ``[obs, action]`` and output stats from ``next_obs - obs``."""
+        self.input_norm.fit(torch.cat([batch.obs, batch.action], dim=-1))
+        self.output_norm.fit(batch.next_obs - batch.obs)
+
+    def _normalised_pair(self, batch: TransitionBatch) -> tuple[Tensor, Tensor]:
+        inp = self.input_norm.normalize(torch.cat([batch.obs, batch.action], dim=-1))
+        target = self.output_norm.normalize(batch.next_obs - batch.obs)
+        return inp, target
+
+    def training_loss(self, batch: TransitionBatch) -> Tensor:
+        """Per-member loss ``(E,)`` on fields with leading dims ``(E, B)``: NLL (Gaussian) or MSE."""
+        inp, target = self._normalised_pair(batch)
+        mean, logvar = self._members_forward(inp, None)
+        if logvar is None:
+            return (mean - target).square().mean(dim=(1, 2))
+        nll = ((mean - target).square() * torch.exp(-logvar) + logvar).mean(dim=(1, 2))
+        bound_penalty = 0.01 * (self.max_logvar.sum() - self.min_logvar.sum())
+        return nll + bound_penalty / self.ensemble_size
+
+    def validation_score(self, batch: TransitionBatch) -> Tensor:
+        """Per-member MSE ``(E,)`` of the normalised delta on ``N`` held-out rows."""
+        inp, target = self._normalised_pair(batch)
+        mean, _ = self._members_forward(inp.unsqueeze(0).expand(self.ensemble_size, -1, -1), None)
+        return (mean - target).square().mean(dim=(1, 2))
+
+    def on_fit_end(self, validation_scores: Tensor) -> None:
+        """Keep the ``num_elites`` members with the lowest held-out error for prediction."""
+        k = self.config.num_elites or self.ensemble_size
+        self.elites = torch.argsort(validation_scores)[:k].sort().values.to(self.elites.device)

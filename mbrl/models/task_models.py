@@ -1,0 +1,151 @@
+"""Learned reward and termination models with the task-function signature.
+
+Both are callables ``fn(obs (M, O), action (M, A), next_obs (M, O)) -> (M,)`` usable anywhere a
+known task function is (rollouts, planners, surrogate envs), and both train with
+:func:`mbrl.models.fit` on a transition buffer.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mbrl.data.buffer import TransitionBatch
+from mbrl.models.checkpoint import register_checkpointable
+from mbrl.models.layers import EnsembleMLP
+from mbrl.models.normalization import Normalizer
+from mbrl.validation import check_positive_int
+
+
+class _TransitionScorer(nn.Module):
+    """An MLP on normalised ``[obs, action, next_obs - obs]`` producing one number per row."""
+
+    ensemble_size = 1
+
+    def __init__(
+        self, obs_dim: int, action_dim: int, hidden_size: int = 200, num_layers: int = 3
+    ) -> None:
+        super().__init__()
+        check_positive_int(obs_dim, "obs_dim")
+        check_positive_int(action_dim, "action_dim")
+        self.obs_dim, self.action_dim = obs_dim, action_dim
+        self.hidden_size, self.num_layers = hidden_size, num_layers
+        in_dim = 2 * obs_dim + action_dim
+        self.net = EnsembleMLP(1, in_dim, 1, hidden_size, num_layers, "silu")
+        self.input_norm = Normalizer(in_dim)
+
+    def init_kwargs(self) -> dict:
+        """Constructor arguments (for checkpoints)."""
+        return {
+            "obs_dim": self.obs_dim,
+            "action_dim": self.action_dim,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+        }
+
+    def _features(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
+        return torch.cat([obs, action.to(obs.dtype), next_obs - obs], dim=-1)
+
+    def raw(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
+        """Network output for any leading dims ``(..., O)`` -> ``(...)``."""
+        x = self.input_norm.normalize(self._features(obs, action, next_obs))
+        lead = x.shape[:-1]
+        return self.net(x.reshape(1, -1, x.shape[-1])).reshape(lead)
+
+    def update_normalizers(self, batch: TransitionBatch) -> None:
+        """Input statistics from the training split."""
+        self.input_norm.fit(self._features(batch.obs, batch.action, batch.next_obs))
+
+    def on_fit_end(self, validation_scores: Tensor) -> None:
+        """Nothing to select for a single network."""
+
+
+@register_checkpointable
+class LearnedReward(_TransitionScorer):
+    """MLP reward model ``r(obs, action, next_obs)``, trained with MSE on observed rewards.
+
+    ``__call__(obs (M, O), action (M, A), next_obs (M, O)) -> (M,)``.
+
+    Args:
+        obs_dim: ``O``; action_dim: ``A``; hidden_size / num_layers: MLP size (200 x 3).
+    """
+
+    def __init__(
+        self, obs_dim: int, action_dim: int, hidden_size: int = 200, num_layers: int = 3
+    ) -> None:
+        super().__init__(obs_dim, action_dim, hidden_size, num_layers)
+        self.register_buffer("reward_mean", torch.zeros(()))
+        self.register_buffer("reward_std", torch.ones(()))
+
+    def update_normalizers(self, batch: TransitionBatch) -> None:
+        """Input statistics and reward scale from the training split."""
+        super().update_normalizers(batch)
+        self.reward_mean.copy_(batch.reward.mean())
+        self.reward_std.copy_(batch.reward.std(unbiased=False).clamp_min(1e-6))
+
+    def forward(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
+        """Predicted reward ``(M,)``."""
+        return self.raw(obs, action, next_obs) * self.reward_std + self.reward_mean
+
+    def training_loss(self, batch: TransitionBatch) -> Tensor:
+        """MSE on the standardised reward: ``(1,)``."""
+        target = (batch.reward - self.reward_mean) / self.reward_std
+        return (
+            (self.raw(batch.obs, batch.action, batch.next_obs) - target).square().mean().reshape(1)
+        )
+
+    def validation_score(self, batch: TransitionBatch) -> Tensor:
+        """Held-out MSE on the standardised reward: ``(1,)``."""
+        return self.training_loss(batch)
+
+
+@register_checkpointable
+class LearnedTermination(_TransitionScorer):
+    """MLP termination classifier, trained with class-balanced binary cross-entropy.
+
+    ``__call__(obs (M, O), action (M, A), next_obs (M, O)) -> (M,)`` bool.
+
+    Args:
+        obs_dim: ``O``; action_dim: ``A``; hidden_size / num_layers: MLP size (200 x 3).
+    """
+
+    def __init__(
+        self, obs_dim: int, action_dim: int, hidden_size: int = 200, num_layers: int = 3
+    ) -> None:
+        super().__init__(obs_dim, action_dim, hidden_size, num_layers)
+        self.register_buffer("pos_weight", torch.ones(()))
+
+    def update_normalizers(self, batch: TransitionBatch) -> None:
+        """Input statistics and the positive-class weight (terminations are rare)."""
+        super().update_normalizers(batch)
+        pos = batch.terminated.float().sum()
+        neg = batch.terminated.numel() - pos
+        self.pos_weight.copy_((neg / pos.clamp_min(1.0)).clamp(1.0, 1000.0))
+
+    def probability(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
+        """Termination probability ``(M,)``."""
+        return torch.sigmoid(self.raw(obs, action, next_obs))
+
+    def forward(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
+        """Predicted termination flags ``(M,)`` (probability > 0.5)."""
+        return self.raw(obs, action, next_obs) > 0
+
+    def training_loss(self, batch: TransitionBatch) -> Tensor:
+        """Weighted BCE: ``(1,)``."""
+        logits = self.raw(batch.obs, batch.action, batch.next_obs)
+        target = batch.terminated.to(logits.dtype)
+        return F.binary_cross_entropy_with_logits(
+            logits, target, pos_weight=self.pos_weight
+        ).reshape(1)
+
+    def validation_score(self, batch: TransitionBatch) -> Tensor:
+        """Held-out balanced error rate ``(1,)`` (mean of the per-class error rates)."""
+        pred = self.forward(batch.obs, batch.action, batch.next_obs)
+        target = batch.terminated
+        errs = [
+            (pred[target == c] != c).float().mean()
+            for c in (True, False)
+            if bool((target == c).any())
+        ]
+        return torch.stack(errs).mean().reshape(1)

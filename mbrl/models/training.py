@@ -1,0 +1,183 @@
+"""Fitting learned models on a transition buffer: held-out split, bootstrapped minibatches,
+early stopping, progress bar, loss curves."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from mbrl.data.buffer import TransitionBatch, TransitionBuffer
+from mbrl.models.base import DynamicsModel
+from mbrl.validation import check_fraction, check_positive_int
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How :func:`fit` trains a model.
+
+    Training runs in chunks of ``eval_every`` gradient steps on minibatches drawn with
+    replacement (independently per ensemble member: a bootstrap), with a held-out evaluation
+    after each chunk. Counting steps rather than epochs keeps tiny early datasets from getting
+    a handful of updates and large late ones from taking minutes.
+
+    Attributes:
+        max_steps: upper bound on gradient steps per call (default 1500).
+        eval_every: gradient steps between held-out evaluations (default 100).
+        batch_size: minibatch rows per member (default 128).
+        lr: Adam learning rate (default 1e-3).
+        weight_decay: Adam L2 penalty (default 5e-5).
+        holdout_frac: fraction of data held out for validation/early stopping (default 0.1).
+        max_holdout: cap on held-out rows (default 5000).
+        patience: evaluations without held-out improvement before stopping (default 4).
+        bootstrap: each ensemble member draws its own minibatches (default True); False gives
+            every member the same rows.
+        progress: show a tqdm bar (default False).
+    """
+
+    max_steps: int = 1500
+    eval_every: int = 100
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 5e-5
+    holdout_frac: float = 0.1
+    max_holdout: int = 5000
+    patience: int = 4
+    bootstrap: bool = True
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "eval_every", "batch_size", "max_holdout", "patience"):
+            check_positive_int(getattr(self, name), name)
+        check_fraction(self.holdout_frac, "holdout_frac", allow_zero=True)
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+
+@dataclass
+class FitReport:
+    """What a :func:`fit` call did.
+
+    Attributes:
+        train_loss: mean training loss per evaluation chunk.
+        val_score: mean held-out score per chunk (empty without a holdout).
+        best_val_score: best mean held-out score (the restored weights'), or the last train loss.
+        member_val_scores: per-member held-out scores ``(E,)`` of the restored weights.
+        evaluations: chunks run; steps: gradient steps taken; seconds: wall time.
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    val_score: list[float] = field(default_factory=list)
+    best_val_score: float = float("nan")
+    member_val_scores: list[float] = field(default_factory=list)
+    evaluations: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+
+
+def _minibatch_indices(
+    n: int, members: int, batch: int, bootstrap: bool, gen: torch.Generator
+) -> torch.Tensor:
+    """Row indices ``(E, batch)`` into ``n`` training rows, drawn with replacement."""
+    shape = (members, batch) if bootstrap else (1, batch)
+    idx = torch.randint(0, n, shape, generator=gen, device=gen.device)
+    return idx.expand(members, batch)
+
+
+def fit(
+    model: DynamicsModel | torch.nn.Module,
+    data: TransitionBuffer | TransitionBatch,
+    config: FitConfig | None = None,
+    generator: torch.Generator | None = None,
+) -> FitReport:
+    """Train ``model`` on ``data`` and restore the weights with the best held-out score.
+
+    ``model`` implements the training hooks of :class:`~mbrl.models.base.DynamicsModel`
+    (``update_normalizers``, ``training_loss``, ``validation_score``, ``on_fit_end``): dynamics
+    models and the learned reward/termination models do.
+
+    Args:
+        model: the model to train (in place; training continues from its current weights).
+        data: a buffer, or a batch of ``N`` transitions.
+        config: training settings (defaults: :class:`FitConfig`).
+        generator: randomness for the split and minibatches (seed 0 when omitted).
+
+    Raises:
+        ValueError: with fewer than 2 transitions, or when the loss becomes non-finite (the
+            weights from before the call are restored).
+    """
+    cfg = config or FitConfig()
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    batch = data.all() if isinstance(data, TransitionBuffer) else data
+    device = next(model.parameters()).device
+    batch = batch.to(device)
+    n = len(batch)
+    if n < 2:
+        raise ValueError(f"need at least 2 transitions to fit {type(model).__name__}, got {n}")
+    perm = torch.randperm(n, generator=gen, device=gen.device).to(device)
+    n_val = min(int(round(cfg.holdout_frac * n)), cfg.max_holdout, n - 1)
+    val, train = batch.index(perm[:n_val]), batch.index(perm[n_val:])
+    members = getattr(model, "ensemble_size", 1)
+    model.update_normalizers(train)
+    before = copy.deepcopy(model.state_dict())
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    report = FitReport()
+    start = time.perf_counter()
+    best_state, best_score, stale = None, float("inf"), 0
+    bs = min(cfg.batch_size, len(train))
+    n_chunks = -(-cfg.max_steps // cfg.eval_every)
+    bar = tqdm(
+        total=n_chunks, desc=f"fit {type(model).__name__}", disable=not cfg.progress, leave=False
+    )
+    model.train()
+    try:
+        while report.steps < cfg.max_steps:
+            losses = torch.zeros((), device=device)
+            chunk = min(cfg.eval_every, cfg.max_steps - report.steps)
+            for _ in range(chunk):
+                idx = _minibatch_indices(len(train), members, bs, cfg.bootstrap, gen).to(device)
+                loss = model.training_loss(train.index(idx)).sum()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses = losses + loss.detach()
+            report.steps += chunk
+            mean_loss = losses.item() / (chunk * members)
+            if not math.isfinite(mean_loss):
+                model.load_state_dict(before)
+                raise ValueError(
+                    f"training loss of {type(model).__name__} became non-finite ({mean_loss}); "
+                    "weights restored to their state before this fit"
+                )
+            report.train_loss.append(mean_loss)
+            report.evaluations += 1
+            score = mean_loss
+            if n_val > 0:
+                with torch.no_grad():
+                    score = model.validation_score(val).mean().item()
+                report.val_score.append(score)
+            if score < best_score - 1e-6 * abs(best_score):
+                best_score, stale = score, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
+            bar.update(1)
+            bar.set_postfix(train=f"{mean_loss:.4f}", val=f"{score:.4f}")
+            if stale >= cfg.patience:
+                break
+    finally:
+        bar.close()
+        model.eval()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    with torch.no_grad():
+        per_member = model.validation_score(val if n_val > 0 else train)
+    model.on_fit_end(per_member)
+    report.best_val_score = best_score
+    report.member_val_scores = per_member.tolist()
+    report.seconds = time.perf_counter() - start
+    return report

@@ -1,0 +1,37 @@
+"""Planners: ``plan(obs (O,)) -> actions (H, A)``. Plug-in axis of mbrl.
+
+Sampling planners combine a model-agnostic :class:`TrajectoryOptimizer` (CEM/iCEM, MPPI, random
+shooting) with the rollout engine; see :mod:`mbrl.planners.registry` for building by name.
+"""
+
+from mbrl.planners.base import Planner
+from mbrl.planners.cem import CEMConfig, CEMOptimizer
+from mbrl.planners.mppi import MPPIConfig, MPPIOptimizer
+from mbrl.planners.optimizer import Objective, TrajectoryOptimizer
+from mbrl.planners.random_shooting import RandomShootingConfig, RandomShootingOptimizer
+from mbrl.planners.registry import (
+    ICEM_DEFAULTS,
+    PlannerContext,
+    build_planner,
+    planner_names,
+    register_planner,
+)
+from mbrl.planners.sampling import SamplingPlanner
+
+__all__ = [
+    "ICEM_DEFAULTS",
+    "CEMConfig",
+    "CEMOptimizer",
+    "MPPIConfig",
+    "MPPIOptimizer",
+    "Objective",
+    "Planner",
+    "PlannerContext",
+    "RandomShootingConfig",
+    "RandomShootingOptimizer",
+    "SamplingPlanner",
+    "TrajectoryOptimizer",
+    "build_planner",
+    "planner_names",
+    "register_planner",
+]

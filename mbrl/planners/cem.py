@@ -1,0 +1,117 @@
+"""Cross-entropy method with the iCEM improvements (Pinneri et al. 2020) as options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from mbrl.planners.noise import colored_noise
+from mbrl.planners.optimizer import Objective, TrajectoryOptimizer
+from mbrl.validation import check_fraction, check_positive_int
+
+
+@dataclass(frozen=True)
+class CEMConfig:
+    """Settings of :class:`CEMOptimizer`.
+
+    Attributes:
+        population: candidates per iteration (default 500, PETS).
+        elite_frac: fraction of the population refitted to (default 0.1 -> 50 elites).
+        iterations: refits per call (default 5, PETS).
+        momentum: weight of the old mean/std in each update (default 0.1).
+        init_std: initial std as a fraction of half the action range (default 0.5).
+        noise_beta: coloured-noise exponent along the horizon; 0 = white (default), iCEM ~2.
+        keep_elites_frac: fraction of elites carried into the next iteration and, shifted, into
+            the next call (iCEM; default 0).
+        population_decay: population shrinks by this factor every iteration (iCEM; default 1).
+        return_best: return the best candidate seen (iCEM) instead of the final mean (PETS).
+    """
+
+    population: int = 500
+    elite_frac: float = 0.1
+    iterations: int = 5
+    momentum: float = 0.1
+    init_std: float = 0.5
+    noise_beta: float = 0.0
+    keep_elites_frac: float = 0.0
+    population_decay: float = 1.0
+    return_best: bool = False
+
+    def __post_init__(self) -> None:
+        check_positive_int(self.population, "population", minimum=2)
+        check_positive_int(self.iterations, "iterations")
+        check_fraction(self.elite_frac, "elite_frac")
+        check_fraction(self.keep_elites_frac, "keep_elites_frac", allow_zero=True)
+        check_fraction(self.population_decay, "population_decay")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum}")
+        if self.init_std <= 0:
+            raise ValueError(f"init_std must be > 0, got {self.init_std}")
+        if self.noise_beta < 0:
+            raise ValueError(f"noise_beta must be >= 0, got {self.noise_beta}")
+
+    @property
+    def num_elites(self) -> int:
+        """Elites per iteration: ``max(1, round(elite_frac * population))``."""
+        return max(1, round(self.elite_frac * self.population))
+
+
+class CEMOptimizer(TrajectoryOptimizer):
+    """Maximise an objective by refitting a diagonal Gaussian to the elite candidates.
+
+    Args:
+        config: :class:`CEMConfig`; low/high: action bounds ``(A,)``; generator: randomness.
+    """
+
+    def __init__(
+        self, config: CEMConfig, low: Tensor, high: Tensor, generator: torch.Generator
+    ) -> None:
+        super().__init__(low, high, generator)
+        self.config = config
+        self._kept: Tensor | None = None
+
+    def reset(self) -> None:
+        """Drop kept elites."""
+        self._kept = None
+
+    def shift(self, steps: int = 1) -> None:
+        """Shift kept elites ``(k, H, A)`` by ``steps``, padding with the middle of the box."""
+        if self._kept is None or steps <= 0:
+            return
+        mid = (self.low + self.high) / 2
+        pad = mid.expand(self._kept.shape[0], min(steps, self._kept.shape[1]), -1)
+        self._kept = torch.cat([self._kept[:, steps:], pad], dim=1)
+
+    def optimize(self, objective: Objective, initial: Tensor) -> Tensor:
+        """CEM from mean ``initial (H, A)``; returns ``(H, A)`` inside the bounds."""
+        cfg = self.config
+        horizon, a_dim = initial.shape
+        mean = initial.to(self.device, torch.float32).clone()
+        std = (cfg.init_std * (self.high - self.low) / 2).expand(horizon, a_dim).clone()
+        n_elite = cfg.num_elites
+        n_keep = round(cfg.keep_elites_frac * n_elite)
+        kept = self._kept if n_keep > 0 else None
+        best = mean.clone()
+        best_score = torch.full((), -torch.inf, device=self.device)
+        for it in range(cfg.iterations):
+            k = max(2 * n_elite, round(cfg.population * cfg.population_decay**it))
+            noise = colored_noise((k, horizon, a_dim), cfg.noise_beta, self.generator, self.device)
+            samples = self.clamp(mean + std * noise)
+            extras = [kept] if kept is not None and kept.shape[1] == horizon else []
+            if cfg.return_best and it == cfg.iterations - 1:
+                extras.append(mean.unsqueeze(0))  # iCEM also scores the final mean
+            if extras:
+                samples = torch.cat([samples, *extras])
+            scores = torch.nan_to_num(objective(samples), nan=-torch.inf)
+            top = torch.topk(scores, min(n_elite, samples.shape[0]))
+            elites = samples[top.indices]
+            mean = cfg.momentum * mean + (1 - cfg.momentum) * elites.mean(0)
+            std = cfg.momentum * std + (1 - cfg.momentum) * elites.std(0, unbiased=False)
+            better = top.values[0] > best_score
+            best = torch.where(better, elites[0], best)
+            best_score = torch.maximum(best_score, top.values[0])
+            kept = elites[:n_keep] if n_keep > 0 else None
+        self._kept = kept
+        return best if cfg.return_best else self.clamp(mean)

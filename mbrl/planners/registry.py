@@ -1,0 +1,174 @@
+"""Planners by name, for the CLI and the benchmark suite.
+
+A builder receives a :class:`PlannerContext` (model, task functions, action space, shared
+settings and planner-specific ``options``) and returns a :class:`~mbrl.planners.base.Planner`.
+Later planners join with :func:`register_planner`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from mbrl.models.base import DynamicsModel
+from mbrl.planners.base import Planner
+from mbrl.planners.cem import CEMConfig, CEMOptimizer
+from mbrl.planners.mppi import MPPIConfig, MPPIOptimizer
+from mbrl.planners.random_shooting import RandomShootingConfig, RandomShootingOptimizer
+from mbrl.planners.sampling import SamplingPlanner
+from mbrl.spaces import ActionCodec
+from mbrl.task_fns import RewardFn, TerminationFn
+
+
+@dataclass(frozen=True)
+class PlannerContext:
+    """Everything a planner builder may need.
+
+    Attributes:
+        model: the dynamics model to plan with.
+        reward_fn / termination_fn: task functions ``(obs, action, next_obs) -> (M,)``.
+        codec: the env's action space and its encoding (bounds ``(A,)``).
+        generator: randomness for the planner (on ``device``).
+        horizon: planning horizon ``H`` (default 15).
+        n_particles: particles per candidate (default 5).
+        gamma: discount (default 1).
+        options: planner-specific settings (e.g. ``{"population": 300}`` for CEM); unknown
+            keys raise ``ValueError``.
+    """
+
+    model: DynamicsModel
+    reward_fn: RewardFn
+    termination_fn: TerminationFn | None
+    codec: ActionCodec
+    generator: torch.Generator
+    horizon: int = 15
+    n_particles: int = 5
+    gamma: float = 1.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        """Device the planner runs on (the generator's)."""
+        return self.generator.device
+
+
+Builder = Callable[[PlannerContext], Planner]
+
+
+@dataclass(frozen=True)
+class PlannerEntry:
+    """A registered planner: its class (for the action-space check) and its builder."""
+
+    planner_class: type[Planner]
+    builder: Builder
+    description: str
+
+
+_PLANNERS: dict[str, PlannerEntry] = {}
+
+
+def register_planner(
+    name: str, planner_class: type[Planner], builder: Builder, description: str = ""
+) -> None:
+    """Make ``name`` buildable by :func:`build_planner` (and ``mbrl run --planner name``)."""
+    _PLANNERS[name] = PlannerEntry(planner_class, builder, description)
+
+
+def planner_names() -> list[str]:
+    """Sorted names of registered planners."""
+    return sorted(_PLANNERS)
+
+
+def planner_entry(name: str) -> PlannerEntry:
+    """The registry entry of ``name``.
+
+    Raises:
+        ValueError: unknown planner name (the message lists the known ones).
+    """
+    try:
+        return _PLANNERS[name]
+    except KeyError as err:
+        raise ValueError(f"unknown planner {name!r}; choose one of {planner_names()}") from err
+
+
+def build_planner(name: str, ctx: PlannerContext) -> Planner:
+    """Build planner ``name`` after checking that it supports ``ctx.codec``'s action space.
+
+    Raises:
+        ValueError: unknown name or option; TypeError: unsupported action space.
+    """
+    entry = planner_entry(name)
+    entry.planner_class.check_action_space(ctx.codec)
+    return entry.builder(ctx)
+
+
+def config_from_options(config_cls: type, options: dict[str, Any], base: Any | None = None) -> Any:
+    """Build ``config_cls`` from ``base`` (or its defaults) overridden by ``options``.
+
+    Raises:
+        ValueError: for option names that are not fields of ``config_cls``.
+    """
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {unknown} for {config_cls.__name__}; valid: {sorted(names)}"
+        )
+    base = base if base is not None else config_cls()
+    return dataclasses.replace(base, **options)
+
+
+def _sampling_builder(config_cls: type, optimizer_cls: type, base: Any | None = None) -> Builder:
+    def build(ctx: PlannerContext) -> Planner:
+        cfg = config_from_options(config_cls, ctx.options, base)
+        low, high = ctx.codec.bounds(ctx.device)
+        optimizer = optimizer_cls(cfg, low, high, ctx.generator)
+        return SamplingPlanner(
+            ctx.model,
+            ctx.reward_fn,
+            ctx.termination_fn,
+            optimizer,
+            ctx.horizon,
+            n_particles=ctx.n_particles,
+            gamma=ctx.gamma,
+            generator=ctx.generator,
+        )
+
+    return build
+
+
+ICEM_DEFAULTS = CEMConfig(
+    population=300,
+    elite_frac=0.1,
+    iterations=3,
+    momentum=0.1,
+    noise_beta=2.0,
+    keep_elites_frac=0.3,
+    population_decay=0.5,
+    return_best=True,
+)
+"""iCEM defaults (Pinneri et al. 2020): coloured noise, kept elites, decaying population."""
+
+register_planner(
+    "cem",
+    SamplingPlanner,
+    _sampling_builder(CEMConfig, CEMOptimizer),
+    "cross-entropy method (PETS)",
+)
+register_planner(
+    "icem",
+    SamplingPlanner,
+    _sampling_builder(CEMConfig, CEMOptimizer, ICEM_DEFAULTS),
+    "improved CEM (iCEM)",
+)
+register_planner("mppi", SamplingPlanner, _sampling_builder(MPPIConfig, MPPIOptimizer), "MPPI")
+register_planner(
+    "shooting",
+    SamplingPlanner,
+    _sampling_builder(RandomShootingConfig, RandomShootingOptimizer),
+    "random shooting",
+)
