@@ -219,7 +219,9 @@ def run(config: RunConfig | None = None) -> RunResult:
     planner_entry(cfg.planner).planner_class.check_action_space(codec)
     seed_everything(cfg.seed)
     gen = make_generator(cfg.seed, device)
-    model = build_model(cfg.model, obs_dim, codec.dim, cfg.model_options).to(device)
+    model = build_model(
+        cfg.model, obs_dim, codec.dim, cfg.model_options, env.spec.id if env.spec else cfg.env_id
+    ).to(device)
     if hasattr(model, "set_compute_dtype"):
         model.set_compute_dtype(_DTYPES[cfg.compute_dtype])
     known = get_task_fns(env.spec.id) if env.spec else None

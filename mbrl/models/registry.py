@@ -1,22 +1,41 @@
 """Dynamics models by name, for the CLI and the benchmark suite.
 
-A builder takes ``(obs_dim, action_dim, options)`` and returns a :class:`DynamicsModel`;
-``options`` override fields of the model's config dataclass (unknown keys raise ``ValueError``).
-Later models (GP, RSSM, known physics) join with :func:`register_model`.
+A builder takes a :class:`ModelContext` (sizes, env id, options) and returns a
+:class:`DynamicsModel`; ``options`` override fields of the model's config dataclass (unknown
+keys raise ``ValueError``). Later models (GP, RSSM, known physics) join with
+:func:`register_model`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from mbrl.models.base import DynamicsModel
 from mbrl.models.delta_model import DeltaModelConfig
 from mbrl.models.ensemble import GaussianEnsemble
 from mbrl.models.mlp import MLPDynamics
+from mbrl.util.configs import config_from_options
 
-ModelBuilder = Callable[[int, int, dict[str, Any]], DynamicsModel]
+
+@dataclass(frozen=True)
+class ModelContext:
+    """What a model builder gets.
+
+    Attributes:
+        obs_dim: observation size ``O``; action_dim: encoded action size ``A``.
+        env_id: the gymnasium id of the env (known-physics models pick their env by it).
+        options: config overrides; unknown keys must raise ``ValueError``.
+    """
+
+    obs_dim: int
+    action_dim: int
+    env_id: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+ModelBuilder = Callable[[ModelContext], DynamicsModel]
 _MODELS: dict[str, tuple[ModelBuilder, str]] = {}
 
 
@@ -31,37 +50,36 @@ def model_names() -> list[str]:
 
 
 def build_model(
-    name: str, obs_dim: int, action_dim: int, options: dict[str, Any] | None = None
+    name: str,
+    obs_dim: int,
+    action_dim: int,
+    options: dict[str, Any] | None = None,
+    env_id: str = "",
 ) -> DynamicsModel:
-    """Build model ``name`` for ``obs_dim``/``action_dim`` with config ``options``.
+    """Build model ``name`` for ``obs_dim``/``action_dim`` (env ``env_id``) with config ``options``.
 
     Raises:
         ValueError: unknown model name or option.
     """
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {model_names()}")
-    return _MODELS[name][0](obs_dim, action_dim, dict(options or {}))
+    return _MODELS[name][0](ModelContext(obs_dim, action_dim, env_id, dict(options or {})))
 
 
-def _delta_config(options: dict[str, Any], base: DeltaModelConfig) -> DeltaModelConfig:
-    names = {f.name for f in dataclasses.fields(DeltaModelConfig)}
-    unknown = sorted(set(options) - names)
-    if unknown:
-        raise ValueError(f"unknown model option(s) {unknown}; valid: {sorted(names)}")
-    return dataclasses.replace(base, **options)
-
+MLP_DEFAULTS = DeltaModelConfig(ensemble_size=1, num_layers=3, probabilistic=False)
+"""Default architecture of ``--model mlp``: one deterministic 3 x 200 MLP."""
 
 register_model(
     "ensemble",
-    lambda o, a, opts: GaussianEnsemble(o, a, _delta_config(opts, DeltaModelConfig())),
+    lambda c: GaussianEnsemble(
+        c.obs_dim, c.action_dim, config_from_options(DeltaModelConfig, c.options)
+    ),
     "probabilistic ensemble (PETS)",
 )
 register_model(
     "mlp",
-    lambda o, a, opts: MLPDynamics(
-        o,
-        a,
-        _delta_config(opts, DeltaModelConfig(ensemble_size=1, num_layers=3, probabilistic=False)),
+    lambda c: MLPDynamics(
+        c.obs_dim, c.action_dim, config_from_options(DeltaModelConfig, c.options, MLP_DEFAULTS)
     ),
     "deterministic MLP delta model",
 )

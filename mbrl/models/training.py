@@ -98,7 +98,9 @@ def fit(
 
     ``model`` implements the training hooks of :class:`~mbrl.models.base.DynamicsModel`
     (``update_normalizers``, ``training_loss``, ``validation_score``, ``on_fit_end``): dynamics
-    models and the learned reward/termination models do.
+    models and the learned reward/termination models do. A model with its own training method
+    ``fit_transitions(batch, config, generator) -> FitReport`` (GPs) is handed the data instead,
+    and a model without trainable parameters (known physics) is left as it is.
 
     Args:
         model: the model to train (in place; training continues from its current weights).
@@ -111,6 +113,13 @@ def fit(
             weights from before the call are restored).
     """
     cfg = config or FitConfig()
+    custom = getattr(model, "fit_transitions", None)
+    if custom is not None:
+        # Models with their own training (e.g. GPs by marginal likelihood) take the data as is.
+        batch = data.all() if isinstance(data, TransitionBuffer) else data
+        return custom(batch, cfg, generator)
+    if not any(p.requires_grad for p in model.parameters()):
+        return FitReport()  # nothing to learn (known-physics models)
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     batch = data.all() if isinstance(data, TransitionBuffer) else data
     device = next(model.parameters()).device

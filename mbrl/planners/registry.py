@@ -7,7 +7,6 @@ Later planners join with :func:`register_planner`.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +21,7 @@ from mbrl.planners.random_shooting import RandomShootingConfig, RandomShootingOp
 from mbrl.planners.sampling import SamplingPlanner
 from mbrl.spaces import ActionCodec
 from mbrl.task_fns import RewardFn, TerminationFn
+from mbrl.util.configs import config_from_options
 
 
 @dataclass(frozen=True)
@@ -104,22 +104,6 @@ def build_planner(name: str, ctx: PlannerContext) -> Planner:
     entry = planner_entry(name)
     entry.planner_class.check_action_space(ctx.codec)
     return entry.builder(ctx)
-
-
-def config_from_options(config_cls: type, options: dict[str, Any], base: Any | None = None) -> Any:
-    """Build ``config_cls`` from ``base`` (or its defaults) overridden by ``options``.
-
-    Raises:
-        ValueError: for option names that are not fields of ``config_cls``.
-    """
-    names = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(options) - names)
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {unknown} for {config_cls.__name__}; valid: {sorted(names)}"
-        )
-    base = base if base is not None else config_cls()
-    return dataclasses.replace(base, **options)
 
 
 def _sampling_builder(config_cls: type, optimizer_cls: type, base: Any | None = None) -> Builder:

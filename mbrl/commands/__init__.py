@@ -1,0 +1,1 @@
+"""``mbrl`` subcommands, one module each; every module exposes ``register(subparsers)``."""
