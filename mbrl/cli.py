@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("mbrl.commands.run",)
+COMMAND_MODULES = ("mbrl.commands.run", "mbrl.commands.bench")
 """Modules that each add one subcommand via ``register(subparsers)``."""
 
 

@@ -77,19 +77,19 @@ def rollout(
     Returns:
         :class:`RolloutResult` with ``returns (N,)``.
     """
-    n, horizon, a_dim = actions.shape
     if validate:
         check_actions(actions, model.action_dim)
         if obs.ndim == 1:
             model.check_obs(obs.unsqueeze(0))
         else:
             model.check_obs(obs)
-            if obs.shape[0] != n:
+            if obs.shape[0] != actions.shape[0]:
                 raise ValueError(
-                    f"obs must have shape ({model.obs_dim},) or ({n}, {model.obs_dim}), got {tuple(obs.shape)}"
+                    f"obs must have shape ({model.obs_dim},) or ({actions.shape[0]}, {model.obs_dim}), got {tuple(obs.shape)}"
                 )
         if n_particles < 1:
             raise ValueError(f"n_particles must be >= 1, got {n_particles}")
+    n, horizon, a_dim = actions.shape
     start = obs.unsqueeze(0).expand(n, -1) if obs.ndim == 1 else obs
     p = n_particles
     m = p * n

@@ -169,7 +169,7 @@ def fit(
                 with torch.no_grad():
                     score = model.validation_score(val).mean().item()
                 report.val_score.append(score)
-            if score < best_score - 1e-6 * abs(best_score):
+            if best_state is None or score < best_score - 1e-6 * abs(best_score):
                 best_score, stale = score, 0
                 best_state = copy.deepcopy(model.state_dict())
             else:

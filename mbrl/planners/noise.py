@@ -29,5 +29,10 @@ def colored_noise(
     imag = torch.randn((k, a, nf), generator=generator, device=device)
     spectrum = torch.complex(real, imag) * scale
     noise = torch.fft.irfft(spectrum, n=h, dim=-1)
-    noise = noise / noise.std(dim=-1, keepdim=True).clamp_min(1e-8)
+    # Exact per-element variance of irfft of this spectrum: (DC + 4 * interior + Nyquist) / H^2.
+    weights = torch.full_like(scale, 4.0)
+    weights[0] = 1.0
+    if h % 2 == 0:
+        weights[-1] = 1.0
+    noise = noise / ((weights * scale.square()).sum().sqrt() / h)
     return noise.transpose(1, 2).to(dtype)

@@ -30,8 +30,11 @@ def pendulum_reward(obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
 
 
 def mountain_car_continuous_reward(obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
-    """MountainCarContinuous-v0: ``-0.1 a^2`` per step, ``+100`` on reaching the goal."""
-    power = action[:, 0].clamp(-1.0, 1.0)
+    """MountainCarContinuous-v0: ``-0.1 a^2`` per step, ``+100`` on reaching the goal.
+
+    The env charges the *unclipped* action (it clips only the force), so we do too.
+    """
+    power = action[:, 0]
     goal = mountain_car_continuous_termination(obs, action, next_obs)
     return 100.0 * goal.to(power.dtype) - 0.1 * power.square()
 

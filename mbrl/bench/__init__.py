@@ -1,0 +1,1 @@
+"""Benchmarks: speed of the rollout engine and planners (``mbrl bench speed``)."""

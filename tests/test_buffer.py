@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+import torch
+
+from mbrl.data import TransitionBuffer
+
+
+def _fill(buf: TransitionBuffer, n: int, start: int = 0) -> None:
+    for i in range(start, start + n):
+        buf.add(
+            np.full(3, i, np.float32),
+            np.array([i * 0.5]),
+            float(i),
+            np.full(3, i + 1.0),
+            i % 7 == 0,
+            i % 5 == 0,
+        )
+
+
+def test_add_single_and_batch_keep_flags_apart():
+    buf = TransitionBuffer(3, 1, capacity=100)
+    _fill(buf, 10)
+    buf.add(
+        np.zeros((4, 3)),
+        np.ones((4, 1)),
+        np.arange(4.0),
+        np.ones((4, 3)),
+        [True, False, False, False],
+        [False, True, False, False],
+    )
+    assert len(buf) == 14
+    data = buf.all()
+    assert data.obs.shape == (14, 3) and data.obs.dtype == torch.float32
+    assert data.action.shape == (14, 1) and data.reward.shape == (14,)
+    assert data.terminated.dtype == torch.bool and data.truncated.dtype == torch.bool
+    assert data.terminated[:10].tolist() == [i % 7 == 0 for i in range(10)]
+    assert data.truncated[:10].tolist() == [i % 5 == 0 for i in range(10)]
+    assert data.terminated[10:].tolist() == [True, False, False, False]
+    assert data.truncated[10:].tolist() == [False, True, False, False]
+
+
+def test_ring_overwrites_oldest_and_all_is_chronological():
+    buf = TransitionBuffer(3, 1, capacity=8)
+    _fill(buf, 20)
+    assert len(buf) == 8 and buf.total_added == 20
+    assert buf.all().reward.tolist() == [float(i) for i in range(12, 20)]
+
+
+def test_sampling_is_reproducible_with_generator():
+    buf = TransitionBuffer(3, 1, capacity=50)
+    _fill(buf, 30)
+    a = buf.sample(16, torch.Generator().manual_seed(3)).reward
+    b = buf.sample(16, torch.Generator().manual_seed(3)).reward
+    c = buf.sample(16, torch.Generator().manual_seed(4)).reward
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_split_partitions_data():
+    buf = TransitionBuffer(3, 1, capacity=50)
+    _fill(buf, 40)
+    train, val = buf.split(0.25, torch.Generator().manual_seed(0))
+    assert len(train) == 30 and len(val) == 10
+    assert sorted(train.reward.tolist() + val.reward.tolist()) == [float(i) for i in range(40)]
+
+
+def test_save_load_round_trip_is_lossless(tmp_path):
+    buf = TransitionBuffer(3, 1, capacity=8)
+    _fill(buf, 13)
+    buf.save(tmp_path / "b.pt")
+    loaded = TransitionBuffer.load(tmp_path / "b.pt")
+    for name in ("obs", "action", "reward", "next_obs", "terminated", "truncated"):
+        assert torch.equal(getattr(buf.all(), name), getattr(loaded.all(), name))
+    assert loaded.total_added == 13
+    _fill(buf, 3, 100)
+    _fill(loaded, 3, 100)  # the ring pointer survived too
+    assert torch.equal(buf.all().reward, loaded.all().reward)
+
+
+def test_bad_input_is_rejected_before_writing():
+    buf = TransitionBuffer(3, 1, capacity=8)
+    with pytest.raises(ValueError, match=r"obs must have shape \(1, 3\)"):
+        buf.add(np.zeros(4), np.zeros(1), 0.0, np.zeros(3), False, False)
+    with pytest.raises(ValueError, match="next_obs contains NaN"):
+        buf.add(np.zeros(3), np.zeros(1), 0.0, np.array([0, np.nan, 0]), False, False)
+    assert len(buf) == 0
+    with pytest.raises(ValueError, match="empty"):
+        buf.sample(4, torch.Generator())
+
+
+def test_load_rejects_corrupt_and_foreign_files(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="corrupt"):
+        TransitionBuffer.load(tmp_path / "junk.pt")
+    torch.save({"hello": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not an mbrl transition buffer"):
+        TransitionBuffer.load(tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="does not exist"):
+        TransitionBuffer.load(tmp_path / "missing.pt")

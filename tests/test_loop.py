@@ -1,0 +1,153 @@
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import mbrl.agents.loop as loop_module
+from mbrl.agents import MPCAgent, RunConfig, make_env, run
+from mbrl.cli import main as cli_main
+from mbrl.data import TransitionBuffer
+from mbrl.models import FitConfig, load_checkpoint
+from mbrl.planners import CEMConfig, CEMOptimizer, SamplingPlanner
+from mbrl.spaces import ActionCodec
+
+TINY = dict(
+    seed_episodes=1,
+    episodes=1,
+    max_episode_steps=25,
+    horizon=5,
+    n_particles=2,
+    model_options={"ensemble_size": 2, "hidden_size": 32, "num_layers": 2},
+    planner_options={"population": 40, "iterations": 2},
+    fit=FitConfig(max_steps=50, eval_every=25),
+    progress=False,
+)
+
+
+def test_run_writes_outputs_that_load_back(tmp_path):
+    out = tmp_path / "run"
+    result = run(RunConfig(out=str(out), **TINY))
+    assert [r.kind for r in result.records] == ["seed", "mpc"]
+    assert all(r.steps == 25 for r in result.records)
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and {"return", "steps", "plan_ms", "model_val_loss", "env_steps"} <= set(
+        json.loads(lines[1])
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert (
+        summary["env"] == "Pendulum-v1"
+        and summary["model"] == "ensemble"
+        and summary["planner"] == "cem"
+    )
+    assert summary["seed"] == 0 and len(summary["episodes"]) == 2
+    assert {"return", "steps", "plan_ms"} <= set(summary["episodes"][1])
+    assert summary["episodes"][1]["plan_ms"] > 0
+    model, meta = load_checkpoint(out / "model.pt")
+    assert meta["env"] == "Pendulum-v1"
+    obs = torch.randn(4, 3)
+    assert torch.equal(
+        model.predict(obs, torch.zeros(4, 1))[0], result.model.predict(obs, torch.zeros(4, 1))[0]
+    )
+    buf = TransitionBuffer.load(out / "buffer.pt")
+    assert len(buf) == 50 and torch.equal(buf.all().obs, result.buffer.all().obs)
+
+
+def test_same_seed_same_returns_and_different_seed_differs():
+    a = run(RunConfig(seed=3, **TINY))
+    b = run(RunConfig(seed=3, **TINY))
+    c = run(RunConfig(seed=4, **TINY))
+    ra = [r.episode_return for r in a.records]
+    assert ra == [r.episode_return for r in b.records]
+    assert ra != [r.episode_return for r in c.records]
+
+
+def test_learned_reward_path_runs_and_saves_task_models(tmp_path):
+    result = run(RunConfig(reward="learned", out=str(tmp_path), **TINY))
+    assert (tmp_path / "reward_model.pt").exists()
+    assert not (tmp_path / "termination_model.pt").exists()  # Pendulum never terminates
+    assert result.records[-1].steps == 25
+
+
+def test_crash_mid_run_saves_the_buffer_first(tmp_path, monkeypatch):
+    def broken_fit(*args, **kwargs):
+        raise RuntimeError("simulated failure")
+
+    monkeypatch.setattr(loop_module, "fit", broken_fit)
+    with pytest.raises(RuntimeError, match="simulated failure") as info:
+        run(RunConfig(out=str(tmp_path), **TINY))
+    buf = TransitionBuffer.load(tmp_path / "buffer.pt")
+    assert len(buf) == 25  # the seed episode survived
+    assert any("were saved to" in note for note in info.value.__notes__)
+
+
+def test_bad_configs_fail_before_any_env_step():
+    with pytest.raises(ValueError, match="unknown gymnasium env id 'NoSuchEnv-v9'"):
+        run(RunConfig(env_id="NoSuchEnv-v9", **TINY))
+    with pytest.raises(TypeError, match=r"continuous \(Box\) action spaces only.*Discrete\(2\)"):
+        run(RunConfig(env_id="CartPole-v1", **TINY))
+    with pytest.raises(ValueError, match="unknown planner 'magic'"):
+        run(RunConfig(planner="magic", **TINY))
+    with pytest.raises(ValueError, match="unknown model 'magic'"):
+        run(RunConfig(model="magic", **TINY))
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['populaton'\]"):
+        run(RunConfig(**{**TINY, "planner_options": {"populaton": 3}}))
+    with pytest.raises(ValueError, match="reward must be"):
+        RunConfig(reward="guess")
+
+
+def test_module_env_ids_are_imported(tmp_path):
+    env = make_env("gymnasium.envs.classic_control:Pendulum-v1")
+    assert env.observation_space.shape == (3,)
+    with pytest.raises(ValueError, match="could not import"):
+        make_env("no_such_module_xyz:Thing-v0")
+
+
+def test_agent_rejects_bad_observations(point_mass):
+    codec = ActionCodec.from_space(gym.spaces.Box(-1.0, 1.0, (1,), np.float32))
+    opt = CEMOptimizer(CEMConfig(population=20, iterations=1), *codec.bounds(), torch.Generator())
+    agent = MPCAgent(
+        SamplingPlanner(point_mass, lambda o, a, n: -n.square().sum(1), None, opt, 3), codec, 2
+    )
+    action = agent.act(np.array([0.5, 0.0], np.float32))
+    assert action.shape == (1,) and action.dtype == np.float32 and -1 <= action[0] <= 1
+    with pytest.raises(ValueError, match=r"obs must have shape \(2,\), got \(3,\)"):
+        agent.act(np.zeros(3))
+    with pytest.raises(ValueError, match="NaN"):
+        agent.act(np.array([np.nan, 0.0]))
+    assert len(agent.plan_seconds) == 1
+
+
+def test_unsupported_spaces_get_clear_errors():
+    with pytest.raises(TypeError, match="1-D Box"):
+        ActionCodec.from_space(gym.spaces.Box(-1, 1, (2, 2)))
+    with pytest.raises(TypeError, match="not supported"):
+        ActionCodec.from_space(gym.spaces.MultiBinary(3))
+    codec = ActionCodec.from_space(gym.spaces.Discrete(3, start=1))
+    assert (
+        codec.encode(2).tolist() == [0.0, 1.0, 0.0]
+        and codec.decode(torch.tensor([0.1, 0.2, 0.9])) == 3
+    )
+
+
+def test_cli_reports_bad_input_with_exit_code_2(capsys):
+    assert cli_main(["run", "--env", "NoSuchEnv-v9", "--quiet"]) == 2
+    assert "unknown gymnasium env id" in capsys.readouterr().err
+    assert (
+        cli_main(
+            [
+                "run",
+                "--planner-opt",
+                "population=20",
+                "--planner-opt",
+                "iterations=1",
+                "--episodes",
+                "0",
+                "--max-episode-steps",
+                "5",
+                "--quiet",
+            ]
+        )
+        == 0
+    )

@@ -1,0 +1,231 @@
+import pytest
+import torch
+
+from mbrl.data import TransitionBuffer
+from mbrl.models import (
+    DeltaModelConfig,
+    FitConfig,
+    GaussianEnsemble,
+    LearnedReward,
+    LearnedTermination,
+    MLPDynamics,
+    fit,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
+
+SMALL = DeltaModelConfig(ensemble_size=4, hidden_size=32, num_layers=2)
+
+
+def _linear_data(n: int, seed: int = 0) -> TransitionBuffer:
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.randn(n, 2, generator=g)
+    act = torch.rand(n, 1, generator=g) * 2 - 1
+    nxt = obs @ torch.tensor([[0.9, 0.1], [-0.2, 0.95]]).T + 0.3 * act
+    buf = TransitionBuffer(2, 1, capacity=n)
+    buf.add(obs, act, -nxt.square().sum(1), nxt, nxt[:, 0] > 1.5, torch.zeros(n, dtype=torch.bool))
+    return buf
+
+
+@pytest.mark.parametrize("propagation", ["ts_inf", "ts1", "expectation"])
+def test_step_shapes_and_dtypes(propagation):
+    model = GaussianEnsemble(
+        3,
+        2,
+        DeltaModelConfig(ensemble_size=5, hidden_size=16, num_layers=2, propagation=propagation),
+    )
+    obs = torch.randn(7, 3)
+    state = model.initial_state(obs, n_particles=5)
+    assert state.shape == (35, 3)
+    assert torch.equal(state[7:14], obs)  # particle-major: rows p*B + b
+    nxt = model.step(state, torch.zeros(35, 2), torch.Generator().manual_seed(0))
+    assert nxt.shape == (35, 3) and nxt.dtype == torch.float32
+    single = model.step(obs[:1], torch.zeros(1, 2), torch.Generator().manual_seed(0))
+    assert single.shape == (1, 3)
+
+
+def test_ts_inf_keeps_each_particle_on_one_member():
+    model = GaussianEnsemble(
+        2, 1, DeltaModelConfig(ensemble_size=4, hidden_size=16, num_layers=2, propagation="ts_inf")
+    )
+    model.max_logvar.data.fill_(-30.0)  # effectively noiseless: each row shows its member's mean
+    model.min_logvar.data.fill_(-40.0)
+    obs = torch.zeros(1, 2)
+    state = model.initial_state(obs, n_particles=4)
+    with torch.no_grad():
+        out = model.step(state, torch.zeros(4, 1))
+        per_member = model.net(model.input_norm.normalize(torch.zeros(4, 1, 3)))[..., :2]
+    assert torch.allclose(out, per_member[:, 0, :], atol=1e-4)
+
+
+def test_expectation_is_deterministic_and_differentiable():
+    model = GaussianEnsemble(
+        2,
+        1,
+        DeltaModelConfig(ensemble_size=3, hidden_size=16, num_layers=2, propagation="expectation"),
+    )
+    obs = torch.randn(4, 2, requires_grad=True)
+    a = model.step(obs, torch.zeros(4, 1))
+    b = model.step(obs, torch.zeros(4, 1))
+    assert torch.equal(a, b)
+    a.sum().backward()
+    assert obs.grad is not None and torch.isfinite(obs.grad).all()
+
+
+@pytest.mark.parametrize("cls", [MLPDynamics, GaussianEnsemble])
+def test_fit_recovers_linear_dynamics(cls):
+    buf = _linear_data(600)
+    cfg = DeltaModelConfig(
+        ensemble_size=3 if cls is GaussianEnsemble else 1,
+        hidden_size=64,
+        num_layers=2,
+        probabilistic=cls is GaussianEnsemble,
+    )
+    model = cls(2, 1, cfg)
+    report = fit(
+        model,
+        buf,
+        FitConfig(max_steps=1500, eval_every=100, patience=20),
+        torch.Generator().manual_seed(0),
+    )
+    assert report.steps > 0 and report.val_score[-1] <= report.val_score[0]
+    test = _linear_data(200, seed=1).all()
+    mean, var = model.predict(test.obs, test.action)
+    rmse = (mean - test.next_obs).square().mean().sqrt().item()
+    assert rmse < 0.05, rmse
+    assert var.shape == (200, 2) and (var >= 0).all()
+
+
+def test_elites_are_best_held_out_members():
+    buf = _linear_data(300)
+    model = GaussianEnsemble(
+        2, 1, DeltaModelConfig(ensemble_size=5, hidden_size=32, num_layers=2, num_elites=3)
+    )
+    report = fit(model, buf, FitConfig(max_steps=300), torch.Generator().manual_seed(0))
+    scores = torch.tensor(report.member_val_scores)
+    assert model.elites.tolist() == sorted(torch.argsort(scores)[:3].tolist())
+    state = model.initial_state(torch.zeros(2, 2), n_particles=3)
+    assert model.step(state, torch.zeros(6, 1), torch.Generator()).shape == (6, 2)
+
+
+def test_fit_is_reproducible_with_seed():
+    buf = _linear_data(200)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = GaussianEnsemble(2, 1, SMALL)
+        fit(model, buf, FitConfig(max_steps=200), torch.Generator().manual_seed(1))
+        outs.append(model.predict(torch.ones(3, 2), torch.zeros(3, 1))[0])
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_checkpoint_round_trip_gives_identical_predictions(tmp_path):
+    buf = _linear_data(200)
+    model = GaussianEnsemble(
+        2, 1, DeltaModelConfig(ensemble_size=4, hidden_size=32, num_layers=2, num_elites=2)
+    )
+    fit(model, buf, FitConfig(max_steps=200), torch.Generator().manual_seed(0))
+    save_checkpoint(tmp_path / "m.pt", model, {"env": "toy"})
+    loaded, meta = load_checkpoint(tmp_path / "m.pt")
+    assert meta == {"env": "toy"} and isinstance(loaded, GaussianEnsemble)
+    assert loaded.config == model.config and torch.equal(loaded.elites, model.elites)
+    obs, act = torch.randn(10, 2), torch.randn(10, 1)
+    for m in (model, loaded):
+        m.eval()
+    assert torch.equal(model.predict(obs, act)[0], loaded.predict(obs, act)[0])
+    s = model.initial_state(obs, 2)
+    assert torch.equal(
+        model.step(s, act.repeat(2, 1), torch.Generator().manual_seed(5)),
+        loaded.step(s, act.repeat(2, 1), torch.Generator().manual_seed(5)),
+    )
+    fresh = GaussianEnsemble(
+        2, 1, DeltaModelConfig(ensemble_size=4, hidden_size=32, num_layers=2, num_elites=2)
+    )
+    load_weights(fresh, tmp_path / "m.pt")
+    assert torch.equal(fresh.predict(obs, act)[0], model.predict(obs, act)[0])
+
+
+def test_task_model_checkpoints_round_trip(tmp_path):
+    buf = _linear_data(300)
+    rew, term = LearnedReward(2, 1, 32, 2), LearnedTermination(2, 1, 32, 2)
+    for m in (rew, term):
+        fit(m, buf, FitConfig(max_steps=200), torch.Generator().manual_seed(0))
+        save_checkpoint(tmp_path / "t.pt", m)
+        loaded, _ = load_checkpoint(tmp_path / "t.pt")
+        d = buf.all()
+        assert torch.equal(m(d.obs, d.action, d.next_obs), loaded(d.obs, d.action, d.next_obs))
+
+
+def test_learned_reward_and_termination_fit_known_functions():
+    buf = _linear_data(1500)
+    rew, term = LearnedReward(2, 1, 64, 2), LearnedTermination(2, 1, 64, 2)
+    fit(rew, buf, FitConfig(max_steps=1500, patience=20), torch.Generator().manual_seed(0))
+    fit(term, buf, FitConfig(max_steps=1500, patience=20), torch.Generator().manual_seed(0))
+    d = _linear_data(300, seed=2).all()
+    r = rew(d.obs, d.action, d.next_obs)
+    assert r.shape == (300,)
+    assert (r - d.reward).abs().mean() < 0.1 * d.reward.abs().mean()
+    pred = term(d.obs, d.action, d.next_obs)
+    assert pred.dtype == torch.bool and (pred == d.terminated).float().mean() > 0.95
+
+
+def test_corrupt_and_mismatched_checkpoints_raise_clear_errors(tmp_path):
+    (tmp_path / "bad.pt").write_bytes(b"\x00garbage")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_checkpoint(tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="does not exist"):
+        load_checkpoint(tmp_path / "none.pt")
+    torch.save({"x": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="not an mbrl checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    save_checkpoint(tmp_path / "m.pt", GaussianEnsemble(2, 1, SMALL))
+    with pytest.raises(ValueError, match=r"shape mismatches: .*net\.hidden\.0\.weight"):
+        load_weights(GaussianEnsemble(3, 1, SMALL), tmp_path / "m.pt")
+    with pytest.raises(ValueError, match="holds a GaussianEnsemble, cannot load into MLPDynamics"):
+        load_weights(MLPDynamics(2, 1), tmp_path / "m.pt")
+    with pytest.raises(ValueError, match="expected a MLPDynamics"):
+        load_checkpoint(tmp_path / "m.pt", expected_class=MLPDynamics)
+
+
+def test_bad_observations_and_configs_are_rejected():
+    model = GaussianEnsemble(3, 1, SMALL)
+    with pytest.raises(ValueError, match=r"obs must have shape \(B, 3\)"):
+        model.initial_state(torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="NaN"):
+        model.initial_state(torch.tensor([[0.0, float("nan"), 0.0]]))
+    with pytest.raises(ValueError, match="propagation"):
+        DeltaModelConfig(propagation="magic")
+    with pytest.raises(ValueError, match="num_elites"):
+        DeltaModelConfig(ensemble_size=3, num_elites=4)
+    with pytest.raises(ValueError, match="probabilistic"):
+        MLPDynamics(2, 1, DeltaModelConfig())
+    with pytest.raises(ValueError, match="at least 2 transitions"):
+        fit(model, TransitionBuffer(3, 1, 4), FitConfig())
+
+
+def test_bfloat16_compute_path_is_close_to_float32():
+    torch.manual_seed(0)
+    model = GaussianEnsemble(
+        3,
+        1,
+        DeltaModelConfig(ensemble_size=5, hidden_size=64, num_layers=3, propagation="expectation"),
+    )
+    obs, act = torch.randn(50, 3), torch.randn(50, 1)
+    with torch.no_grad():
+        ref = model.step(obs, act)
+        model.set_compute_dtype(torch.bfloat16)
+        low = model.step(obs, act)
+    assert low.dtype == torch.float32
+    assert (low - ref).abs().max() < 0.05 * ref.abs().max()
+    with pytest.raises(ValueError, match="compute dtype"):
+        model.set_compute_dtype(torch.int8)
+
+
+def test_fit_reports_and_restores_the_best_held_out_weights():
+    buf = _linear_data(300)
+    model = GaussianEnsemble(2, 1, SMALL)
+    report = fit(model, buf, FitConfig(max_steps=400, eval_every=50, patience=100), torch.Generator().manual_seed(0))
+    assert report.evaluations == 8 and len(report.val_score) == 8
+    assert report.best_val_score == pytest.approx(min(report.val_score))
+    assert sum(report.member_val_scores) / len(report.member_val_scores) == pytest.approx(report.best_val_score, rel=1e-4)
