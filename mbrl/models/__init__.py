@@ -42,3 +42,4 @@ __all__ = [
     "register_checkpointable",
     "save_checkpoint",
 ]
+from mbrl.models import known as _known  # noqa: E402,F401  (registers the "known" model)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -12,6 +14,14 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
     "elu": nn.ELU,
+}
+
+
+_INPLACE: dict[str, Callable[[Tensor], Tensor]] = {
+    "silu": lambda x: F.silu(x, inplace=True),
+    "relu": torch.relu_,
+    "tanh": torch.tanh_,
+    "elu": lambda x: F.elu(x, inplace=True),
 }
 
 
@@ -47,14 +57,23 @@ class EnsembleLinear(nn.Module):
             nn.init.trunc_normal_(self.weight, std=std, a=-2 * std, b=2 * std)
             self.bias.zero_()
 
-    def forward(self, x: Tensor, members: Tensor | None = None) -> Tensor:
-        """``x (E', N, in) -> (E', N, out)`` where ``E' = len(members)`` or ``E``."""
+    def _params(self, members: Tensor | None, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         w, b = self.weight, self.bias
         if members is not None:
             w, b = w.index_select(0, members), b.index_select(0, members)
-        if x.dtype != w.dtype:
-            w, b = w.to(x.dtype), b.to(x.dtype)
-        return torch.baddbmm(b, x, w)
+        if dtype != w.dtype:
+            w, b = w.to(dtype), b.to(dtype)
+        return w, b
+
+    def forward(self, x: Tensor, members: Tensor | None = None, out: Tensor | None = None) -> Tensor:
+        """``x (E', N, in) -> (E', N, out)`` where ``E' = len(members)`` or ``E``.
+
+        ``out`` (no-grad only) receives the result in place of a fresh allocation.
+        """
+        w, b = self._params(members, x.dtype)
+        if out is None:
+            return torch.baddbmm(b, x, w)
+        return torch.baddbmm(b, x, w, out=out)
 
 
 class EnsembleMLP(nn.Module):
@@ -81,9 +100,33 @@ class EnsembleMLP(nn.Module):
         )
         self.out = EnsembleLinear(ensemble_size, hidden_size, out_features)
         self.act = make_activation(activation)
+        self._act_inplace = _INPLACE[activation]
+        self.hidden_size = hidden_size
+        self._workspace: tuple[Tensor, Tensor] | None = None
+
+    def _buffers_for(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Two reusable ``(E', N, hidden)`` activation buffers matching ``x``'s batch and dtype."""
+        shape = (x.shape[0], x.shape[1], self.hidden_size)
+        ws = self._workspace
+        if ws is None or ws[0].shape != shape or ws[0].dtype != x.dtype or ws[0].device != x.device:
+            ws = (x.new_empty(shape), x.new_empty(shape))
+            self._workspace = ws
+        return ws
 
     def forward(self, x: Tensor, members: Tensor | None = None) -> Tensor:
-        """``x (E', N, in) -> (E', N, out)``; ``members (E',)`` selects a subset of the ``E`` nets."""
-        for layer in self.hidden:
-            x = self.act(layer(x, members))
+        """``x (E', N, in) -> (E', N, out)``; ``members (E',)`` selects a subset of the ``E`` nets.
+
+        Without autograd (planning), hidden activations are written into two reused buffers
+        with in-place activations: a rollout step then allocates nothing of size
+        ``E' x N x hidden`` (fresh multi-megabyte allocations page-fault on every step on CPU).
+        The returned tensor is always freshly allocated. Not safe for concurrent calls on one
+        module from several threads.
+        """
+        if torch.is_grad_enabled():
+            for layer in self.hidden:
+                x = self.act(layer(x, members))
+            return self.out(x, members)
+        buffers = self._buffers_for(x)
+        for i, layer in enumerate(self.hidden):
+            x = self._act_inplace(layer(x, members, out=buffers[i % 2]))
         return self.out(x, members)

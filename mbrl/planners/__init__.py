@@ -35,3 +35,4 @@ __all__ = [
     "planner_names",
     "register_planner",
 ]
+from mbrl.planners import ilqr as _ilqr  # noqa: E402,F401  (registers the "ilqr" planner)
