@@ -10,7 +10,10 @@ import dataclasses
 from typing import Any
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "Pendulum-v1": {},
+    "Pendulum-v1": {
+        "model_options": {"num_layers": 3},
+        "planner_options": {"population": 300, "iterations": 4},
+    },
     "InvertedPendulum-v5": {"horizon": 20},
     "MountainCarContinuous-v0": {"horizon": 30, "seed_episodes": 2},
     "CartPole-v1": {"horizon": 20},
