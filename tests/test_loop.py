@@ -151,3 +151,14 @@ def test_cli_reports_bad_input_with_exit_code_2(capsys):
         )
         == 0
     )
+
+
+def test_presets_fill_only_what_the_user_left_default():
+    from mbrl.agents.presets import apply_preset
+
+    cfg = apply_preset(RunConfig(model_options={"hidden_size": 64}, horizon=7), "Pendulum-v1")
+    assert cfg.model_options == {"num_layers": 3, "hidden_size": 64}
+    assert cfg.horizon == 7 and cfg.planner_options["population"] == 300
+    user = apply_preset(RunConfig(planner_options={"population": 99}), "Pendulum-v1")
+    assert user.planner_options == {"population": 99, "iterations": 4}
+    assert apply_preset(RunConfig(), "Unknown-v0") == RunConfig()

@@ -1,7 +1,8 @@
 """Tuned per-env defaults for :class:`~mbrl.agents.loop.RunConfig`.
 
-A preset only replaces fields the user left at their defaults, so an explicit flag always wins.
-Each preset was chosen to run well on a 2-core CPU (see the README's results table).
+A preset only fills what the user left at its default, so an explicit flag always wins: plain
+fields are replaced only while they hold their default, and option dicts are merged with the
+user's keys taking precedence. Each preset was chosen to run well on a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -21,8 +22,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def apply_preset(cfg: Any, env_id: str) -> Any:
-    """``cfg`` with the preset for ``env_id`` filling fields that still hold their defaults."""
-    preset = PRESETS.get(env_id, {})
+    """``cfg`` with the preset for ``env_id`` filling fields the user did not set."""
     defaults = type(cfg)()
-    changes = {k: v for k, v in preset.items() if getattr(cfg, k) == getattr(defaults, k)}
+    changes: dict[str, Any] = {}
+    for key, value in PRESETS.get(env_id, {}).items():
+        current = getattr(cfg, key)
+        if isinstance(value, dict):
+            changes[key] = {**value, **current}
+        elif current == getattr(defaults, key):
+            changes[key] = value
     return dataclasses.replace(cfg, **changes) if changes else cfg
