@@ -57,3 +57,14 @@ def test_registry_refuses_duplicates_and_non_callables():
     with pytest.raises(TypeError, match="callable"):
         register_task_fns("Foo-v0", 3)
     assert get_task_fns("NoSuchEnv-v0") is None
+
+
+def test_planning_reward_keeps_survival_ranking_and_breaks_ties():
+    fns = get_task_fns("InvertedPendulum-v5")
+    assert fns.planner_reward is fns.planning_reward
+    assert get_task_fns("Pendulum-v1").planner_reward is get_task_fns("Pendulum-v1").reward
+    obs = torch.zeros(3, 4)
+    nxt = torch.tensor([[0.0, 0.01, 0, 0], [0.0, 0.15, 0, 0], [0.0, 0.3, 0, 0]])
+    r = fns.planning_reward(obs, torch.zeros(3, 1), nxt)
+    assert r[0] > r[1] > r[2] == 0.0  # upright beats tilted; a terminating step earns nothing
+    assert r[1] >= 0.5  # any surviving step is worth more than the shaping can take away

@@ -227,7 +227,7 @@ def run(config: RunConfig | None = None) -> RunResult:
     known = get_task_fns(env.spec.id) if env.spec else None
     task_models = None
     if cfg.reward == "known" and known is not None:
-        reward_fn, term_fn = known.reward, known.termination
+        reward_fn, term_fn = known.planner_reward, known.termination
     else:
         if cfg.reward == "known":
             _log(cfg, f"no known reward for {cfg.env_id}: learning reward and termination models")

@@ -15,7 +15,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model_options": {"num_layers": 3},
         "planner_options": {"population": 300, "iterations": 4},
     },
-    "InvertedPendulum-v5": {"horizon": 20},
+    "InvertedPendulum-v5": {
+        "horizon": 20,
+        "seed_episodes": 5,
+        "model_options": {"num_layers": 3},
+        "planner_options": {"population": 300, "iterations": 4},
+    },
     "MountainCarContinuous-v0": {"horizon": 30, "seed_episodes": 2},
     "CartPole-v1": {"horizon": 20},
 }

@@ -61,6 +61,18 @@ def inverted_pendulum_reward(obs: Tensor, action: Tensor, next_obs: Tensor) -> T
     return alive.to(obs.dtype)
 
 
+def inverted_pendulum_planning_reward(obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
+    """InvertedPendulum-v5 alive bonus minus a tie-breaking distance from failure.
+
+    ``alive * (1 - 0.1 (angle / 0.2)^2 - 0.01 x^2)``: surviving a step is always worth more
+    than any shaping term, so the ranking by survival is kept, and among candidates that all
+    survive the horizon the one keeping the pole upright and the cart centred wins.
+    """
+    alive = inverted_pendulum_reward(obs, action, next_obs)
+    shaping = 0.1 * (next_obs[:, 1] / 0.2).square() + 0.01 * next_obs[:, 0].square()
+    return alive * (1.0 - shaping.clamp(max=0.5))
+
+
 def inverted_pendulum_termination(obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
     """InvertedPendulum-v5 terminates when ``|angle| > 0.2`` or the state is non-finite."""
     return (next_obs[:, 1].abs() > 0.2) | ~torch.isfinite(next_obs).all(dim=1)
@@ -71,4 +83,9 @@ register_task_fns(
     "MountainCarContinuous-v0", mountain_car_continuous_reward, mountain_car_continuous_termination
 )
 register_task_fns("CartPole-v1", cartpole_reward, cartpole_termination)
-register_task_fns("InvertedPendulum-v5", inverted_pendulum_reward, inverted_pendulum_termination)
+register_task_fns(
+    "InvertedPendulum-v5",
+    inverted_pendulum_reward,
+    inverted_pendulum_termination,
+    planning_reward=inverted_pendulum_planning_reward,
+)

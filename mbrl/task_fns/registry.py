@@ -22,10 +22,20 @@ class TaskFns:
         reward: vectorised reward, ``(obs (M, O), action (M, A), next_obs (M, O)) -> (M,)``.
         termination: vectorised termination with the same signature returning bool ``(M,)``;
             ``None`` means the task never terminates (only truncation by time limit).
+        planning_reward: optional shaped reward that planners maximise instead of ``reward``.
+            It must rank trajectories as the task does while breaking the ties a sparse or
+            constant reward leaves (e.g. "alive" bonuses, where every candidate that survives
+            the horizon scores the same). Reported returns always use the env's own reward.
     """
 
     reward: RewardFn
     termination: TerminationFn | None = None
+    planning_reward: RewardFn | None = None
+
+    @property
+    def planner_reward(self) -> RewardFn:
+        """The reward planners should maximise: ``planning_reward`` if given, else ``reward``."""
+        return self.planning_reward if self.planning_reward is not None else self.reward
 
 
 _REGISTRY: dict[str, TaskFns] = {}
@@ -36,6 +46,7 @@ def register_task_fns(
     reward: RewardFn,
     termination: TerminationFn | None = None,
     *,
+    planning_reward: RewardFn | None = None,
     overwrite: bool = False,
 ) -> None:
     """Register known reward/termination functions for ``env_id`` (e.g. ``"Pendulum-v1"``).
@@ -50,11 +61,13 @@ def register_task_fns(
         raise TypeError(
             f"termination for {env_id!r} must be callable or None, got {type(termination).__name__}"
         )
+    if planning_reward is not None and not callable(planning_reward):
+        raise TypeError(f"planning_reward for {env_id!r} must be callable or None")
     if env_id in _REGISTRY and not overwrite:
         raise ValueError(
             f"task functions for {env_id!r} are already registered (pass overwrite=True)"
         )
-    _REGISTRY[env_id] = TaskFns(reward=reward, termination=termination)
+    _REGISTRY[env_id] = TaskFns(reward=reward, termination=termination, planning_reward=planning_reward)
 
 
 def get_task_fns(env_id: str) -> TaskFns | None:
