@@ -6,6 +6,7 @@ The public API is re-exported here; see the README for the architecture.
 from mbrl import envs  # noqa: F401  (registers mbrl/... gymnasium ids on import)
 from mbrl.agents import MPCAgent, RunConfig, RunResult, make_env, run, run_episode
 from mbrl.data import TransitionBatch, TransitionBuffer
+from mbrl.dyna import SurrogateEnv, load_surrogate  # registers mbrl/Surrogate-v0
 from mbrl.models import (
     DeltaModelConfig,
     DynamicsModel,
@@ -56,6 +57,7 @@ __all__ = [
     "RunConfig",
     "RunResult",
     "SamplingPlanner",
+    "SurrogateEnv",
     "TaskFns",
     "TransitionBatch",
     "TransitionBuffer",
@@ -63,6 +65,7 @@ __all__ = [
     "fit",
     "get_task_fns",
     "load_checkpoint",
+    "load_surrogate",
     "make_env",
     "register_task_fns",
     "rollout",

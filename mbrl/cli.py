@@ -6,7 +6,13 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("mbrl.commands.run", "mbrl.commands.bench")
+COMMAND_MODULES = (
+    "mbrl.commands.run",
+    "mbrl.commands.bench",
+    "mbrl.commands.report",
+    "mbrl.commands.surrogate",
+    "mbrl.commands.dyna",
+)
 """Modules that each add one subcommand via ``register(subparsers)``."""
 
 

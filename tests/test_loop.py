@@ -162,3 +162,12 @@ def test_presets_fill_only_what_the_user_left_default():
     user = apply_preset(RunConfig(planner_options={"population": 99}), "Pendulum-v1")
     assert user.planner_options == {"population": 99, "iterations": 4}
     assert apply_preset(RunConfig(), "Unknown-v0") == RunConfig()
+    # CEM's preset options never leak into another planner's config
+    assert apply_preset(RunConfig(planner="shooting"), "Pendulum-v1").planner_options == {}
+    assert apply_preset(RunConfig(model="known"), "Pendulum-v1").model_options == {}
+
+
+def test_seed_phase_collects_until_enough_transitions():
+    cfg = RunConfig(**{**TINY, "max_episode_steps": 5, "episodes": 1, "min_seed_transitions": 12})
+    kinds = [r.kind for r in run(cfg).records]
+    assert kinds == ["seed", "seed", "seed", "mpc"]  # 3 x 5 random steps >= 12

@@ -51,7 +51,10 @@ class RunConfig:
         seed: seeds the env, the model initialisation, training and planning (default 0).
         device: ``cpu`` or ``cuda[:N]`` for models and planning (default ``cpu``).
         out: directory for metrics, summary, checkpoints and buffer (default none).
-        seed_episodes: random-action episodes collected first (default 1).
+        seed_episodes: random-action episodes collected first (default 1); more are collected
+            while the buffer holds fewer than ``min_seed_transitions``.
+        min_seed_transitions: least number of random transitions before the first fit
+            (default 20: random episodes of some envs end after a step or two).
         horizon / n_particles / gamma: planning horizon, particles, discount (15 / 5 / 1.0).
         planner_options: planner config overrides, e.g. ``{"population": 300}``.
         model_options: model config overrides, e.g. ``{"hidden_size": 128}``.
@@ -72,6 +75,7 @@ class RunConfig:
     device: str = "cpu"
     out: str | None = None
     seed_episodes: int = 1
+    min_seed_transitions: int = 20
     horizon: int = 15
     n_particles: int = 5
     gamma: float = 1.0
@@ -256,8 +260,10 @@ def run(config: RunConfig | None = None) -> RunResult:
     records: list[EpisodeRecord] = []
     report = FitReport()
     try:
-        for ep in range(cfg.seed_episodes + cfg.episodes):
-            is_seed = ep < cfg.seed_episodes
+        n_seed = cfg.seed_episodes
+        ep = 0
+        while ep < n_seed + cfg.episodes:
+            is_seed = ep < n_seed
             fit_s = 0.0
             if is_seed:
                 policy = lambda _obs: env.action_space.sample()  # noqa: E731
@@ -303,7 +309,12 @@ def run(config: RunConfig | None = None) -> RunResult:
             if out is not None:
                 with (out / "metrics.jsonl").open("a") as fh:
                     fh.write(json.dumps(rec.to_json()) + "\n")
+            if is_seed and ep == n_seed - 1 and len(buffer) < cfg.min_seed_transitions and ep < 1000:
+                n_seed += 1  # too little random data to fit on: one more seed episode
+            ep += 1
     except BaseException as err:
+        if len(buffer) == 0:
+            raise
         target = (out or Path(tempfile.mkdtemp(prefix="mbrl-crash-"))) / "buffer.pt"
         buffer.save(target)
         if hasattr(err, "add_note"):

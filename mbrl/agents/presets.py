@@ -2,7 +2,8 @@
 
 A preset only fills what the user left at its default, so an explicit flag always wins: plain
 fields are replaced only while they hold their default, and option dicts are merged with the
-user's keys taking precedence. Each preset was chosen to run well on a 2-core CPU.
+user's keys taking precedence. Planner and model options are keyed by planner / model name,
+since each has its own config. Each preset was chosen to run well on a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -10,16 +11,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+_LIGHT_CEM = {"cem": {"population": 300, "iterations": 4}}
+_SMALL_ENSEMBLE = {"ensemble": {"num_layers": 3}}
+
 PRESETS: dict[str, dict[str, Any]] = {
-    "Pendulum-v1": {
-        "model_options": {"num_layers": 3},
-        "planner_options": {"population": 300, "iterations": 4},
-    },
+    "Pendulum-v1": {"model_options": _SMALL_ENSEMBLE, "planner_options": _LIGHT_CEM},
     "InvertedPendulum-v5": {
         "horizon": 20,
         "seed_episodes": 5,
-        "model_options": {"num_layers": 3},
-        "planner_options": {"population": 300, "iterations": 4},
+        "model_options": _SMALL_ENSEMBLE,
+        "planner_options": _LIGHT_CEM,
     },
     "MountainCarContinuous-v0": {"horizon": 30, "seed_episodes": 2},
     "CartPole-v1": {"horizon": 20},
@@ -32,7 +33,11 @@ def apply_preset(cfg: Any, env_id: str) -> Any:
     changes: dict[str, Any] = {}
     for key, value in PRESETS.get(env_id, {}).items():
         current = getattr(cfg, key)
-        if isinstance(value, dict):
+        if key == "planner_options":
+            changes[key] = {**value.get(cfg.planner, {}), **current}
+        elif key == "model_options":
+            changes[key] = {**value.get(cfg.model, {}), **current}
+        elif isinstance(value, dict):
             changes[key] = {**value, **current}
         elif current == getattr(defaults, key):
             changes[key] = value

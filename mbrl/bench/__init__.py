@@ -1,1 +1,12 @@
-"""Benchmarks: speed of the rollout engine and planners (``mbrl bench speed``)."""
+"""Benchmarks.
+
+- :mod:`mbrl.bench.suite`: suites (grids of envs x models x planners x seeds, TOML files in
+  ``mbrl/bench/suites``), validated before anything runs and run resumably
+  (``mbrl bench --suite NAME --out DIR``);
+- :mod:`mbrl.bench.cells`: one cell (a :class:`~mbrl.agents.loop.RunConfig` run in isolation)
+  and its stored results;
+- :mod:`mbrl.bench.executors`: where cells run (local process pool, Ray, inline);
+- :mod:`mbrl.bench.report`: figures and ranking tables (``mbrl report DIR``);
+- :mod:`mbrl.bench.speed`: rollout throughput vs a bare forward pass and planner latency
+  (``mbrl bench speed``).
+"""

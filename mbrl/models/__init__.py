@@ -42,4 +42,5 @@ __all__ = [
     "register_checkpointable",
     "save_checkpoint",
 ]
+from mbrl.models import gp as _gp  # noqa: E402,F401  (registers the "gp" model)
 from mbrl.models import known as _known  # noqa: E402,F401  (registers the "known" model)

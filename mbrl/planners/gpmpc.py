@@ -1,0 +1,368 @@
+"""GP-MPC: gradient-based trajectory optimisation through a propagated Gaussian belief.
+
+Kamthe & Deisenroth (2018), arXiv:1706.06491. Every ``plan(obs)`` optimises the whole action
+sequence ``(H, A)`` for the expected (discounted) cumulative reward of the belief
+``N(mean, cov)`` that :meth:`~mbrl.models.gp.GPDynamics.propagate` pushes through the GP
+(moment matching, linearisation or mean-only), by L-BFGS-B (scipy) with box bounds equal to the
+action bounds and exact gradients from torch autograd through the whole propagation.
+
+Objective of one sequence::
+
+    J = sum_t gamma^t alive_t E[r(s_t, a_t, s_t+1)]
+        - variance_penalty * sum_t tr cov[s_t+1]
+        - chance_weight * sum_t (violation of the chance constraint at t+1)^2
+
+* ``E[r]``: the mean of the reward over the ``4 O`` cubature points of the joint Gaussian of
+  ``(s_t, s_t+1)`` (``reward_expectation="cubature"``, exact for cubic rewards and good for
+  smooth ones -- Pendulum's ``atan2(sin, cos)^2`` is smooth away from the bottom, where the
+  points straddling ``theta = pi`` still average correctly because ``theta^2`` is continuous
+  there), or the reward at the mean (``"mean"``). Termination: ``alive`` is multiplied by the
+  fraction of cubature points that do not terminate.
+* chance constraint ``P(low <= s_t[d] <= high) >= chance_prob`` on state dimension
+  ``chance_dim``, imposed on the Gaussian marginal as ``mean +- z std`` inside the bounds
+  (``z`` the normal quantile; the two sides share the violation budget) through a quadratic
+  penalty (L-BFGS-B handles only the action bounds).
+
+Several sequences are optimised jointly (``restarts``: the previous plan shifted by one step
+-- the warm start -- plus uniformly random sequences drawn from the planner's generator);
+the best one is returned and becomes the next warm start.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+import torch
+from torch import Tensor
+
+from mbrl.models.base import DynamicsModel
+from mbrl.models.gp_moments import GaussianState, cubature_points
+from mbrl.planners.base import Planner, as_obs_tensor
+from mbrl.planners.registry import PlannerContext, register_planner
+from mbrl.task_fns import RewardFn, TerminationFn
+from mbrl.util.configs import config_from_options
+from mbrl.validation import check_positive_int
+
+METHODS = ("moment_matching", "linearization", "mean")
+EXPECTATIONS = ("cubature", "mean")
+_DTYPE = torch.float64
+
+
+@dataclass(frozen=True)
+class GPMPCConfig:
+    """Settings of :class:`GPMPC`.
+
+    Attributes:
+        propagation: belief propagation: ``linearization`` (default; cheap, any kernel),
+            ``moment_matching`` (exact for the SE kernel; ``O(O^2 N^2)`` per row and step) or
+            ``mean`` (prediction at the mean, variances added without input uncertainty).
+        reward_expectation: ``cubature`` (default) or ``mean`` (reward at the mean).
+        restarts: sequences optimised jointly per plan: the warm start plus ``restarts - 1``
+            random ones (default 4).
+        iterations: L-BFGS-B iterations per warm-started plan (default 10: MPC keeps improving
+            the shifted plan from step to step).
+        first_iterations: L-BFGS-B iterations of an episode's first plan, which has no warm
+            start (default 40).
+        horizon: planning horizon overriding the shared ``--horizon`` (default ``None``: use it).
+        variance_penalty: weight of the summed predicted state variances (default 0).
+        chance_dim: state dimension with a chance constraint (default ``None``: none).
+        chance_low / chance_high: its bounds (``None``: unbounded on that side).
+        chance_prob: required probability of staying inside (default 0.95).
+        chance_weight: weight of the squared-violation penalty (default 1000).
+        warm_start: start from the previous plan shifted by one step (default True).
+    """
+
+    propagation: str = "linearization"
+    reward_expectation: str = "cubature"
+    restarts: int = 4
+    iterations: int = 10
+    first_iterations: int = 40
+    horizon: int | None = None
+    variance_penalty: float = 0.0
+    chance_dim: int | None = None
+    chance_low: float | None = None
+    chance_high: float | None = None
+    chance_prob: float = 0.95
+    chance_weight: float = 1000.0
+    warm_start: bool = True
+
+    def __post_init__(self) -> None:
+        if self.propagation not in METHODS:
+            raise ValueError(f"propagation must be one of {METHODS}, got {self.propagation!r}")
+        if self.reward_expectation not in EXPECTATIONS:
+            raise ValueError(
+                f"reward_expectation must be one of {EXPECTATIONS}, got {self.reward_expectation!r}"
+            )
+        for name in ("restarts", "iterations", "first_iterations"):
+            check_positive_int(getattr(self, name), name)
+        if self.horizon is not None:
+            check_positive_int(self.horizon, "horizon")
+        for name in ("variance_penalty", "chance_weight"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.chance_dim is not None:
+            check_positive_int(self.chance_dim, "chance_dim", minimum=0)
+            if self.chance_low is None and self.chance_high is None:
+                raise ValueError("chance_dim needs chance_low and/or chance_high")
+            if (
+                self.chance_low is not None
+                and self.chance_high is not None
+                and not self.chance_low < self.chance_high
+            ):
+                raise ValueError(
+                    f"chance_low ({self.chance_low}) must be < chance_high ({self.chance_high})"
+                )
+            if not 0.5 <= self.chance_prob < 1.0:
+                raise ValueError(f"chance_prob must be in [0.5, 1), got {self.chance_prob}")
+
+
+def _call_task_fn(fn: Any, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
+    """Call a task function in its own dtype (learned models) and return float64 ``(M,)``."""
+    if isinstance(fn, torch.nn.Module):
+        params = list(fn.parameters())
+        if params and params[0].dtype != obs.dtype:
+            dt = params[0].dtype
+            return fn(obs.to(dt), action.to(dt), next_obs.to(dt)).to(_DTYPE)
+    return fn(obs, action, next_obs).to(_DTYPE)
+
+
+class GPMPC(Planner):
+    """MPC by gradient-based optimisation of ``(H, A)`` actions through a GP's belief propagation.
+
+    ``plan(obs (O,)) -> (H, A)`` within ``[low, high]``. See the module docstring.
+
+    Args:
+        model: a model with ``propagate(GaussianState, action, method)`` (:class:`GPDynamics`).
+        reward_fn / termination_fn: task functions ``(obs (M, O), action (M, A), next_obs (M, O))
+            -> (M,)``.
+        low / high: action bounds ``(A,)``.
+        horizon: ``H``.
+        config: :class:`GPMPCConfig`.
+        gamma: discount per step (default 1).
+        generator: randomness of the random restarts.
+
+    Attributes:
+        last_info: diagnostics of the last plan (objective, iterations, evaluations, seconds,
+            chance-constraint violation of the returned plan).
+
+    Raises:
+        TypeError: a model without ``propagate``.
+    """
+
+    def __init__(
+        self,
+        model: DynamicsModel,
+        reward_fn: RewardFn,
+        termination_fn: TerminationFn | None,
+        low: Tensor,
+        high: Tensor,
+        horizon: int,
+        config: GPMPCConfig | None = None,
+        *,
+        gamma: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if not callable(getattr(model, "propagate", None)):
+            raise TypeError(
+                f"GPMPC needs a model with Gaussian belief propagation (propagate(), e.g. "
+                f"--model gp); {type(model).__name__} has none"
+            )
+        check_positive_int(horizon, "horizon")
+        self.config = config if config is not None else GPMPCConfig()
+        if low.shape != (model.action_dim,) or high.shape != (model.action_dim,):
+            raise ValueError(
+                f"low/high must have shape ({model.action_dim},), got {tuple(low.shape)}, {tuple(high.shape)}"
+            )
+        if not bool((low < high).all()):
+            raise ValueError("every action bound must satisfy low < high")
+        if self.config.chance_dim is not None and self.config.chance_dim >= model.obs_dim:
+            raise ValueError(
+                f"chance_dim must be < obs_dim ({model.obs_dim}), got {self.config.chance_dim}"
+            )
+        self.model = model
+        self.reward_fn = reward_fn
+        self.termination_fn = termination_fn
+        self.low, self.high = low, high
+        self.horizon = self.config.horizon or horizon
+        self.gamma = float(gamma)
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        self._previous: Tensor | None = None
+        self.last_info: dict[str, float] = {}
+        cfg = self.config
+        two_sided = cfg.chance_low is not None and cfg.chance_high is not None
+        tail = (1.0 - cfg.chance_prob) / (2.0 if two_sided else 1.0)
+        self._z = NormalDist().inv_cdf(1.0 - tail)
+
+    def reset(self) -> None:
+        """Forget the warm start (new episode)."""
+        self._previous = None
+
+    # ------------------------------------------------------------------ objective
+    def _expectation(
+        self, state: GaussianState, action: Tensor, nxt: GaussianState, cross: Tensor
+    ) -> tuple[Tensor, Tensor | None]:
+        """Expected reward ``(K,)`` and termination probability ``(K,)`` (or None) of one step."""
+        k, o = state.mean.shape
+        if self.config.reward_expectation == "mean":
+            reward = _call_task_fn(self.reward_fn, state.mean, action, nxt.mean)
+            term = None
+            if self.termination_fn is not None:
+                term = self.termination_fn(state.mean, action, nxt.mean).to(_DTYPE)
+            return reward, term
+        mean = torch.cat([state.mean, nxt.mean], dim=-1)
+        cov = torch.cat(
+            [torch.cat([state.cov, cross], -1), torch.cat([cross.transpose(-1, -2), nxt.cov], -1)],
+            -2,
+        )
+        pts = cubature_points(mean, cov)  # (4 O, K, 2 O)
+        n_pts = pts.shape[0]
+        flat = pts.reshape(n_pts * k, 2 * o)
+        acts = action.unsqueeze(0).expand(n_pts, -1, -1).reshape(n_pts * k, -1)
+        obs_p, next_p = flat[:, :o], flat[:, o:]
+        reward = _call_task_fn(self.reward_fn, obs_p, acts, next_p).view(n_pts, k).mean(0)
+        term = None
+        if self.termination_fn is not None:
+            term = self.termination_fn(obs_p, acts, next_p).to(_DTYPE).view(n_pts, k).mean(0)
+        return reward, term
+
+    def _chance_violation(self, state: GaussianState) -> Tensor:
+        """Violation ``(K,)`` (>= 0) of the tightened chance-constraint bounds at ``state``."""
+        cfg = self.config
+        d = cfg.chance_dim
+        mean = state.mean[:, d]
+        std = (state.cov[:, d, d].clamp_min(0.0) + 1e-12).sqrt()
+        viol = torch.zeros_like(mean)
+        if cfg.chance_high is not None:
+            viol = viol + torch.relu(mean + self._z * std - cfg.chance_high)
+        if cfg.chance_low is not None:
+            viol = viol + torch.relu(cfg.chance_low - (mean - self._z * std))
+        return viol
+
+    def evaluate(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """Objective and max chance violation of ``actions (K, H, A)`` from ``obs (O,)``.
+
+        Returns:
+            ``(objective (K,), max_violation (K,))`` (float64, differentiable w.r.t. ``actions``).
+        """
+        cfg = self.config
+        k = actions.shape[0]
+        start = obs.to(_DTYPE).unsqueeze(0).expand(k, -1)
+        state = GaussianState.certain(start)
+        total = torch.zeros(k, dtype=_DTYPE, device=start.device)
+        alive = torch.ones_like(total)
+        var_sum = torch.zeros_like(total)
+        chance = torch.zeros_like(total)
+        max_viol = torch.zeros_like(total)
+        discount = 1.0
+        for t in range(actions.shape[1]):
+            act = actions[:, t]
+            nxt, cross = self.model.propagate(state, act, cfg.propagation)
+            reward, term = self._expectation(state, act, nxt, cross)
+            total = total + discount * alive * reward
+            if term is not None:
+                alive = alive * (1.0 - term)
+            if cfg.variance_penalty > 0:
+                var_sum = var_sum + nxt.cov.diagonal(dim1=-2, dim2=-1).sum(-1)
+            if cfg.chance_dim is not None:
+                viol = self._chance_violation(nxt)
+                chance = chance + viol.square()
+                max_viol = torch.maximum(max_viol, viol.detach())
+            state = nxt
+            discount *= self.gamma
+        objective = total - cfg.variance_penalty * var_sum - cfg.chance_weight * chance
+        objective = torch.where(
+            torch.isfinite(objective), objective, torch.full_like(objective, -1e12)
+        )
+        return objective, max_viol
+
+    # ------------------------------------------------------------------ planning
+    def _initial_guesses(self) -> Tensor:
+        """Starting sequences ``(K, H, A)``: warm start (or the box centre) + random ones."""
+        h, a = self.horizon, self.low.shape[0]
+        low, high = self.low.to(_DTYPE), self.high.to(_DTYPE)
+        mid = (low + high) / 2
+        if self._previous is not None and self.config.warm_start:
+            first = torch.cat([self._previous[1:], self._previous[-1:]], dim=0)
+        else:
+            first = mid.expand(h, a).clone()
+        n_rand = self.config.restarts - 1
+        gen = self.generator
+        u = torch.rand(n_rand, h, a, generator=gen, device=gen.device, dtype=_DTYPE)
+        rand = low + (high - low) * u.to(low.device)
+        return torch.cat([first.unsqueeze(0).to(low.device), rand], dim=0)
+
+    def plan(self, obs: Tensor) -> Tensor:
+        """Optimise the ``(H, A)`` sequence from ``obs (O,)``; returns float32 actions in bounds."""
+        start_time = time.perf_counter()
+        device = self.low.device
+        obs = as_obs_tensor(obs, self.model.obs_dim, device).to(_DTYPE)
+        x0_t = self._initial_guesses()
+        shape = x0_t.shape
+        lo = self.low.to(_DTYPE).expand(shape).reshape(-1).cpu().numpy()
+        hi = self.high.to(_DTYPE).expand(shape).reshape(-1).cpu().numpy()
+        n_eval = 0
+
+        def fun(flat: np.ndarray) -> tuple[float, np.ndarray]:
+            nonlocal n_eval
+            n_eval += 1
+            u = torch.tensor(flat, dtype=_DTYPE, device=device).view(shape).requires_grad_(True)
+            objective, _ = self.evaluate(obs, u)
+            loss = -objective.sum()
+            (grad,) = torch.autograd.grad(loss, u)
+            grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
+            return float(loss.detach()), grad.reshape(-1).cpu().numpy()
+
+        iters = (
+            self.config.iterations if self._previous is not None else self.config.first_iterations
+        )
+        res = scipy.optimize.minimize(
+            fun,
+            x0_t.reshape(-1).cpu().numpy(),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=list(zip(lo, hi, strict=True)),
+            options={"maxiter": iters, "maxfun": 2 * iters + 10},
+        )
+        best_x = torch.tensor(np.clip(res.x, lo, hi), dtype=_DTYPE, device=device).view(shape)
+        with torch.no_grad():
+            values, viol = self.evaluate(obs, best_x)
+        best = int(torch.argmax(values))
+        plan = best_x[best]
+        self._previous = plan.detach().clone()
+        self.last_info = {
+            "objective": float(values[best]),
+            "iterations": float(res.nit),
+            "evaluations": float(n_eval),
+            "seconds": time.perf_counter() - start_time,
+            "chance_violation": float(viol[best]),
+            "best_restart": float(best),
+        }
+        return plan.to(torch.float32)
+
+
+def _build(ctx: PlannerContext) -> GPMPC:
+    cfg = config_from_options(GPMPCConfig, ctx.options)
+    low, high = ctx.codec.bounds(ctx.device)
+    return GPMPC(
+        ctx.model,
+        ctx.reward_fn,
+        ctx.termination_fn,
+        low.to(torch.float32),
+        high.to(torch.float32),
+        ctx.horizon,
+        cfg,
+        gamma=ctx.gamma,
+        generator=ctx.generator,
+    )
+
+
+register_planner(
+    "gpmpc", GPMPC, _build, "GP-MPC: L-BFGS-B through GP belief propagation (Kamthe & Deisenroth)"
+)
