@@ -24,6 +24,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "MountainCarContinuous-v0": {"horizon": 30, "seed_episodes": 2},
     "CartPole-v1": {"horizon": 20},
+    # Steering succeeds in 1-3 corrections, so a short horizon suffices; a 10 x 10 response needs
+    # a few dozen random transitions before the first fit.
+    "mbrl/AwakeSteering-v0": {"horizon": 5, "min_seed_transitions": 50},
 }
 
 

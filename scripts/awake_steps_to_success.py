@@ -1,0 +1,63 @@
+"""Steps-to-success per episode of an ``mbrl run --env mbrl/AwakeSteering-v0 --out DIR`` run.
+
+Reads ``DIR/buffer.pt``, splits it into episodes, and prints for each: the env steps so far,
+the episode length, and whether it ended in success (final RMS below the success threshold).
+Then reports the first point after which every episode succeeds with a mean length <= 3.
+
+Usage: python scripts/awake_steps_to_success.py DIR [DIR ...]
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from mbrl.data import TransitionBuffer
+from mbrl.envs.awake import AwakeSteeringEnv
+
+
+def episodes(path: str) -> list[tuple[int, int, bool]]:
+    """``(env steps before the episode, length, success)`` per episode of the saved buffer."""
+    data = TransitionBuffer.load(path).all()
+    threshold = AwakeSteeringEnv().success_rms_mm
+    ends = torch.nonzero(data.terminated | data.truncated).flatten().tolist()
+    out, start = [], 0
+    for end in ends:
+        rms = data.next_obs[end].square().mean().sqrt().item()
+        out.append((start, end - start + 1, bool(data.terminated[end]) and rms < threshold))
+        start = end + 1
+    return out
+
+
+def first_solved_point(eps: list[tuple[int, int, bool]], max_mean_steps: float = 3.0) -> int | None:
+    """Env steps after which every episode succeeds with mean length <= ``max_mean_steps``."""
+    for i, (before, _, _) in enumerate(eps):
+        later = eps[i:]
+        if (
+            all(ok for _, _, ok in later)
+            and sum(n for _, n, _ in later) / len(later) <= max_mean_steps
+        ):
+            return before
+    return None
+
+
+def main(dirs: list[str]) -> None:
+    """Print the per-episode table and the solved point of each run directory."""
+    for d in dirs:
+        eps = episodes(f"{d}/buffer.pt")
+        print(f"== {d}: {len(eps)} episodes, {sum(n for _, n, _ in eps)} env steps")
+        print("  ".join(f"{b}:{n}{'' if ok else 'x'}" for b, n, ok in eps))
+        point = first_solved_point(eps)
+        if point is None:
+            print("never solved")
+        else:
+            later = [e for e in eps if e[0] >= point]
+            mean = sum(n for _, n, _ in later) / len(later)
+            print(
+                f"solved after {point} env steps: {len(later)} later episodes all succeed, mean {mean:.2f} steps"
+            )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
