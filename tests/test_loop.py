@@ -171,3 +171,20 @@ def test_seed_phase_collects_until_enough_transitions():
     cfg = RunConfig(**{**TINY, "max_episode_steps": 5, "episodes": 1, "min_seed_transitions": 12})
     kinds = [r.kind for r in run(cfg).records]
     assert kinds == ["seed", "seed", "seed", "mpc"]  # 3 x 5 random steps >= 12
+
+
+def test_sigterm_mid_run_saves_the_buffer(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from mbrl.agents.loop import Terminated
+
+    def fit_then_sigterm(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(loop_module, "fit", fit_then_sigterm)
+    previous = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated):
+        run(RunConfig(out=str(tmp_path), **TINY))
+    assert len(TransitionBuffer.load(tmp_path / "buffer.pt")) == 25
+    assert signal.getsignal(signal.SIGTERM) == previous  # the handler is restored

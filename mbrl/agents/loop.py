@@ -5,10 +5,13 @@ One function, :func:`run`, used by ``mbrl run`` and by the benchmark suite.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -203,12 +206,34 @@ def _save_outputs(
     buffer.save(out / "buffer.pt")
 
 
+class Terminated(Exception):
+    """Raised inside :func:`run` when the process receives SIGTERM, so the buffer is saved."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """Turn SIGTERM into :class:`Terminated` while the loop runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated(f"received signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(config: RunConfig | None = None) -> RunResult:
     """Run the model-based loop described by ``config``.
 
     Everything is checked before the first env step: env id, action space vs planner, model and
-    planner names and options. If anything fails mid-run, the transitions collected so far are
-    saved (to ``out/buffer.pt``, or a temporary file named in the error) before it propagates.
+    planner names and options. If anything fails mid-run (SIGTERM and Ctrl-C included), the
+    transitions collected so far are saved (to ``out/buffer.pt``, or a temporary file named in
+    the error) before the error propagates.
 
     Returns:
         :class:`RunResult`.
@@ -259,6 +284,8 @@ def run(config: RunConfig | None = None) -> RunResult:
     env.action_space.seed(cfg.seed)
     records: list[EpisodeRecord] = []
     report = FitReport()
+    signals = contextlib.ExitStack()
+    signals.enter_context(_sigterm_raises())
     try:
         n_seed = cfg.seed_episodes
         ep = 0
@@ -309,7 +336,12 @@ def run(config: RunConfig | None = None) -> RunResult:
             if out is not None:
                 with (out / "metrics.jsonl").open("a") as fh:
                     fh.write(json.dumps(rec.to_json()) + "\n")
-            if is_seed and ep == n_seed - 1 and len(buffer) < cfg.min_seed_transitions and ep < 1000:
+            if (
+                is_seed
+                and ep == n_seed - 1
+                and len(buffer) < cfg.min_seed_transitions
+                and ep < 1000
+            ):
                 n_seed += 1  # too little random data to fit on: one more seed episode
             ep += 1
     except BaseException as err:
@@ -323,6 +355,7 @@ def run(config: RunConfig | None = None) -> RunResult:
             )
         raise
     finally:
+        signals.close()
         env.close()
     if out is not None:
         _save_outputs(out, cfg, records, model, buffer, task_models)
