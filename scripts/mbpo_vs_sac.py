@@ -78,7 +78,9 @@ def main() -> None:
             )
     steps = sorted({e["env_steps"] for a in runs.values() for r in a.values() for e in r["evals"]})
     print(f"\n{args.env}: eval return (deterministic policy) vs real env steps, seeds {args.seeds}")
-    header = f"{'real steps':>10} | " + " | ".join(f"{a:>26}" for a in args.algos)
+    header = f"{'real steps':>10} | " + " | ".join(
+        f"{a + ' mean +- std':>18} {'per seed':>20}" for a in args.algos
+    )
     print(header)
     print("-" * len(header))
     summary: dict[str, dict[int, tuple[float, float]]] = {a: {} for a in args.algos}
@@ -92,7 +94,7 @@ def main() -> None:
             m, sd = float(np.nanmean(vals)), float(np.nanstd(vals))
             summary[a][s] = (m, sd)
             per = ", ".join(f"{v:.0f}" for v in vals)
-            cells.append(f"{m:7.1f} +- {sd:5.1f} [{per}]"[:26].rjust(26))
+            cells.append(f"{m:9.1f} +- {sd:5.1f} {per:>20}")
         print(f"{s:>10} | " + " | ".join(cells))
     for a in args.algos:
         secs = [r["seconds"] for r in runs[a].values()]

@@ -490,12 +490,12 @@ def test_mbrl_run_with_known_cartpole_and_mcts_balances() -> None:
         planner="mcts",
         episodes=1,
         seed_episodes=0,
-        max_episode_steps=60,
-        planner_options={"num_simulations": 24, "leaves_per_batch": 8},
+        max_episode_steps=40,
+        planner_options={"num_simulations": 16, "leaves_per_batch": 8},
         progress=False,
     )
     result = run(cfg)
-    assert result.records[-1].steps == 60 and result.records[-1].truncated
+    assert result.records[-1].steps == 40 and result.records[-1].truncated
 
 
 @pytest.mark.slow
