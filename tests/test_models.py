@@ -229,3 +229,24 @@ def test_fit_reports_and_restores_the_best_held_out_weights():
     assert report.evaluations == 8 and len(report.val_score) == 8
     assert report.best_val_score == pytest.approx(min(report.val_score))
     assert sum(report.member_val_scores) / len(report.member_val_scores) == pytest.approx(report.best_val_score, rel=1e-4)
+
+
+def test_angle_dims_learn_across_the_wrap():
+    # phi' = wrap(phi + 0.5): crossing +-pi is a small step the model must learn as one
+    g = torch.Generator().manual_seed(0)
+    phi = torch.rand(800, 1, generator=g) * 2 * torch.pi - torch.pi
+    amp = torch.rand(800, 1, generator=g)
+    obs = torch.cat([amp, phi], 1)
+    nxt = torch.cat([amp, torch.remainder(phi + 0.5 + torch.pi, 2 * torch.pi) - torch.pi], 1)
+    buf = TransitionBuffer(2, 1, 800)
+    buf.add(obs, torch.zeros(800, 1), torch.zeros(800), nxt, torch.zeros(800, dtype=torch.bool), torch.zeros(800, dtype=torch.bool))
+    cfg = DeltaModelConfig(ensemble_size=1, hidden_size=64, num_layers=2, probabilistic=False, angle_dims=(1,))
+    model = MLPDynamics(2, 1, cfg)
+    fit(model, buf, FitConfig(max_steps=1500, patience=20), torch.Generator().manual_seed(0))
+    test = torch.tensor([[0.5, 3.0], [0.2, -3.1]])
+    pred = model.predict(test, torch.zeros(2, 1))[0]
+    expected = torch.tensor([3.5 - 2 * torch.pi, -2.6])
+    assert torch.allclose(pred[:, 1], expected, atol=0.05), pred
+    assert (pred[:, 1].abs() <= torch.pi).all()
+    with pytest.raises(ValueError, match="angle_dims"):
+        MLPDynamics(2, 1, DeltaModelConfig(ensemble_size=1, probabilistic=False, angle_dims=(2,)))

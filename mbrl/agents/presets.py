@@ -27,6 +27,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Steering succeeds in 1-3 corrections, so a short horizon suffices; a 10 x 10 response needs
     # a few dozen random transitions before the first fit.
     "mbrl/AwakeSteering-v0": {"horizon": 5, "min_seed_transitions": 50},
+    # Both phases of the spill state wrap at +-pi.
+    "mbrl/SpillControl-v0": {
+        "horizon": 8,
+        "model_options": {
+            "ensemble": {"num_layers": 3, "angle_dims": (1, 3)},
+            "mlp": {"angle_dims": (1, 3)},
+        },
+        "planner_options": _LIGHT_CEM,
+    },
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -38,6 +39,9 @@ class DeltaModelConfig:
             random member per particle every step) or ``expectation`` (mean over members, no
             sampling: deterministic and differentiable).
         logvar_bounds: initial soft bounds (min, max) on the log-variance; learned (PETS).
+        angle_dims: observation dimensions that are angles in ``[-pi, pi)`` (default none). The
+            networks see them as ``(sin, cos)``, learn the wrapped delta, and predictions are
+            wrapped back, so crossing ``+-pi`` is a small step rather than a jump of ``2 pi``.
     """
 
     ensemble_size: int = 5
@@ -48,6 +52,7 @@ class DeltaModelConfig:
     num_elites: int | None = None
     propagation: str = "ts_inf"
     logvar_bounds: tuple[float, float] = (-10.0, 0.5)
+    angle_dims: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         check_positive_int(self.ensemble_size, "ensemble_size")
@@ -59,6 +64,12 @@ class DeltaModelConfig:
                 raise ValueError(
                     f"num_elites ({self.num_elites}) must be <= ensemble_size ({self.ensemble_size})"
                 )
+        if len(set(self.angle_dims)) != len(self.angle_dims) or any(
+            not isinstance(d, int) or d < 0 for d in self.angle_dims
+        ):
+            raise ValueError(
+                f"angle_dims must be distinct non-negative ints, got {self.angle_dims}"
+            )
         if self.propagation not in PROPAGATIONS:
             raise ValueError(f"propagation must be one of {PROPAGATIONS}, got {self.propagation!r}")
 
@@ -89,16 +100,15 @@ class DeltaModel(DynamicsModel):
         cfg = self.config
         self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
         self.ensemble_size = cfg.ensemble_size
+        if any(d >= obs_dim for d in cfg.angle_dims):
+            raise ValueError(f"angle_dims {cfg.angle_dims} must be < obs_dim ({obs_dim})")
+        self.register_buffer("angle_idx", torch.tensor(cfg.angle_dims, dtype=torch.long))
+        in_dim = obs_dim + len(cfg.angle_dims) + action_dim
         out = 2 * obs_dim if cfg.probabilistic else obs_dim
         self.net = EnsembleMLP(
-            cfg.ensemble_size,
-            obs_dim + action_dim,
-            out,
-            cfg.hidden_size,
-            cfg.num_layers,
-            cfg.activation,
+            cfg.ensemble_size, in_dim, out, cfg.hidden_size, cfg.num_layers, cfg.activation
         )
-        self.input_norm = Normalizer(obs_dim + action_dim)
+        self.input_norm = Normalizer(in_dim)
         self.output_norm = Normalizer(obs_dim)
         lo, hi = cfg.logvar_bounds
         self.min_logvar = nn.Parameter(torch.full((1, obs_dim), float(lo)))
@@ -121,6 +131,24 @@ class DeltaModel(DynamicsModel):
     def init_kwargs(self) -> dict:
         """Constructor arguments (for checkpoints)."""
         return {"obs_dim": self.obs_dim, "action_dim": self.action_dim, "config": self.config}
+
+    def _features(self, obs: Tensor, action: Tensor) -> Tensor:
+        """Network input ``(..., O [+ n_angles] + A)``: angles replaced by ``(sin, cos)``."""
+        action = action.to(obs.dtype)
+        if self.angle_idx.numel() == 0:
+            return torch.cat([obs, action], dim=-1)
+        angles = obs.index_select(-1, self.angle_idx)
+        obs = obs.index_copy(-1, self.angle_idx, torch.sin(angles))
+        return torch.cat([obs, torch.cos(angles), action], dim=-1)
+
+    def _wrap(self, x: Tensor) -> Tensor:
+        """Wrap the angle dimensions of ``x (..., O)`` into ``[-pi, pi)``."""
+        if self.angle_idx.numel() == 0:
+            return x
+        wrapped = (
+            torch.remainder(x.index_select(-1, self.angle_idx) + math.pi, 2 * math.pi) - math.pi
+        )
+        return x.index_copy(-1, self.angle_idx, wrapped)
 
     # ----------------------------------------------------------------- prediction
     @property
@@ -182,8 +210,8 @@ class DeltaModel(DynamicsModel):
         self, state: ModelState, action: Tensor, generator: torch.Generator | None = None
     ) -> ModelState:
         """``state (M, O)``, ``action (M, A)`` -> next observation ``(M, O)`` (state's dtype)."""
-        inp = self.input_norm.normalize(torch.cat([state, action.to(state.dtype)], dim=-1))
-        return state + self.output_norm.denormalize(self._delta(inp, generator))
+        inp = self.input_norm.normalize(self._features(state, action))
+        return self._wrap(state + self.output_norm.denormalize(self._delta(inp, generator)))
 
     def predict(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         """Ensemble-moment prediction of the next observation.
@@ -195,7 +223,7 @@ class DeltaModel(DynamicsModel):
             ``(mean (B, O), variance (B, O))`` over the active members (aleatoric + epistemic).
         """
         self.check_obs(obs)
-        inp = self.input_norm.normalize(torch.cat([obs, action.to(obs.dtype)], dim=-1))
+        inp = self.input_norm.normalize(self._features(obs, action))
         n_act = self.num_active
         elites = self.elites if n_act < self.ensemble_size else None
         mean, logvar = self._members_forward(inp.unsqueeze(0).expand(n_act, -1, -1), elites)
@@ -204,11 +232,11 @@ class DeltaModel(DynamicsModel):
         var = mean_delta.var(0, unbiased=False)
         if logvar is not None:
             var = var + (logvar.exp() * std.square()).mean(0)
-        return obs + mean_delta.mean(0), var
+        return self._wrap(obs + mean_delta.mean(0)), var
 
     def member_disagreement(self, obs: Tensor, action: Tensor) -> Tensor:
         """Max over members of the distance of each member's mean from the ensemble mean: ``(B,)``."""
-        inp = self.input_norm.normalize(torch.cat([obs, action.to(obs.dtype)], dim=-1))
+        inp = self.input_norm.normalize(self._features(obs, action))
         mean, _ = self._members_forward(
             inp.unsqueeze(0).expand(self.num_active, -1, -1), self.elites
         )
@@ -218,12 +246,12 @@ class DeltaModel(DynamicsModel):
     # ------------------------------------------------------------------- training
     def update_normalizers(self, batch: TransitionBatch) -> None:
         """Input stats from ``[obs, action]`` and output stats from ``next_obs - obs``."""
-        self.input_norm.fit(torch.cat([batch.obs, batch.action], dim=-1))
-        self.output_norm.fit(batch.next_obs - batch.obs)
+        self.input_norm.fit(self._features(batch.obs, batch.action))
+        self.output_norm.fit(self._wrap(batch.next_obs - batch.obs))
 
     def _normalised_pair(self, batch: TransitionBatch) -> tuple[Tensor, Tensor]:
-        inp = self.input_norm.normalize(torch.cat([batch.obs, batch.action], dim=-1))
-        target = self.output_norm.normalize(batch.next_obs - batch.obs)
+        inp = self.input_norm.normalize(self._features(batch.obs, batch.action))
+        target = self.output_norm.normalize(self._wrap(batch.next_obs - batch.obs))
         return inp, target
 
     def training_loss(self, batch: TransitionBatch) -> Tensor:
