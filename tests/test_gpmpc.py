@@ -205,3 +205,15 @@ def test_pendulum_swing_up_with_gp_mpc() -> None:
     )
     result = run(cfg)
     assert float(np.mean(result.mpc_returns[-3:])) >= -250
+
+
+def test_planning_and_fitting_work_under_no_grad() -> None:
+    gen = torch.Generator().manual_seed(2)
+    s = torch.rand(30, 1, generator=gen, dtype=F64) * 4 - 2
+    a = torch.rand(30, 1, generator=gen, dtype=F64) * 2 - 1
+    with torch.no_grad():
+        model = GPDynamics(1, 1)
+        model.fit_data(s, a, s + 0.5 * a)
+        planner = _planner(model, lambda o, a, n: -(n[:, 0] - 1.0).square(), restarts=2)
+        plan = planner.plan(torch.zeros(1))
+    assert model.last_fit.converged and plan[0, 0] > 0.9

@@ -12,10 +12,15 @@ import dataclasses
 from typing import Any
 
 _LIGHT_CEM = {"cem": {"population": 300, "iterations": 4}}
+# GP-MPC optimises through the propagated belief; the swing-up needs a longer horizon.
+_GPMPC_PENDULUM = {"gpmpc": {"horizon": 25}}
 _SMALL_ENSEMBLE = {"ensemble": {"num_layers": 3}}
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "Pendulum-v1": {"model_options": _SMALL_ENSEMBLE, "planner_options": _LIGHT_CEM},
+    "Pendulum-v1": {
+        "model_options": _SMALL_ENSEMBLE,
+        "planner_options": {**_LIGHT_CEM, **_GPMPC_PENDULUM},
+    },
     "InvertedPendulum-v5": {
         "horizon": 20,
         "seed_episodes": 5,

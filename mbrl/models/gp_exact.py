@@ -217,7 +217,7 @@ def fit_exact_hyperparameters(
         for p in params:
             p.grad = None
         try:
-            with gpytorch.settings.max_cholesky_size(x.shape[0] + 1):
+            with torch.enable_grad(), gpytorch.settings.max_cholesky_size(x.shape[0] + 1):
                 loss = -mll(model(inputs), y).sum()
         except NotPSDError as err:
             raise FitFailure(f"kernel matrix not positive definite ({err})") from err

@@ -44,6 +44,7 @@ class BatchSVGP(gpytorch.models.ApproximateGP):
         return gpytorch.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
 
 
+@torch.enable_grad()  # fitting needs autograd even when called under torch.no_grad()
 def fit_sparse_hyperparameters(
     x: Tensor,
     y: Tensor,

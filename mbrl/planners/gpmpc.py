@@ -323,10 +323,12 @@ class GPMPC(Planner):
         def fun(flat: np.ndarray) -> tuple[float, np.ndarray]:
             nonlocal n_eval
             n_eval += 1
-            u = torch.tensor(flat, dtype=_DTYPE, device=device).view(shape).requires_grad_(True)
-            objective, _ = self.evaluate(obs, u)
-            loss = -objective.sum()
-            (grad,) = torch.autograd.grad(loss, u)
+            with torch.enable_grad():  # also when plan() is called under torch.no_grad()
+                u = torch.tensor(flat, dtype=_DTYPE, device=device).view(shape)
+                u.requires_grad_(True)
+                objective, _ = self.evaluate(obs, u)
+                loss = -objective.sum()
+                (grad,) = torch.autograd.grad(loss, u)
             grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
             return float(loss.detach()), grad.reshape(-1).cpu().numpy()
 
