@@ -225,10 +225,17 @@ def test_bfloat16_compute_path_is_close_to_float32():
 def test_fit_reports_and_restores_the_best_held_out_weights():
     buf = _linear_data(300)
     model = GaussianEnsemble(2, 1, SMALL)
-    report = fit(model, buf, FitConfig(max_steps=400, eval_every=50, patience=100), torch.Generator().manual_seed(0))
+    report = fit(
+        model,
+        buf,
+        FitConfig(max_steps=400, eval_every=50, patience=100),
+        torch.Generator().manual_seed(0),
+    )
     assert report.evaluations == 8 and len(report.val_score) == 8
     assert report.best_val_score == pytest.approx(min(report.val_score))
-    assert sum(report.member_val_scores) / len(report.member_val_scores) == pytest.approx(report.best_val_score, rel=1e-4)
+    assert sum(report.member_val_scores) / len(report.member_val_scores) == pytest.approx(
+        report.best_val_score, rel=1e-4
+    )
 
 
 def test_angle_dims_learn_across_the_wrap():
@@ -239,8 +246,17 @@ def test_angle_dims_learn_across_the_wrap():
     obs = torch.cat([amp, phi], 1)
     nxt = torch.cat([amp, torch.remainder(phi + 0.5 + torch.pi, 2 * torch.pi) - torch.pi], 1)
     buf = TransitionBuffer(2, 1, 800)
-    buf.add(obs, torch.zeros(800, 1), torch.zeros(800), nxt, torch.zeros(800, dtype=torch.bool), torch.zeros(800, dtype=torch.bool))
-    cfg = DeltaModelConfig(ensemble_size=1, hidden_size=64, num_layers=2, probabilistic=False, angle_dims=(1,))
+    buf.add(
+        obs,
+        torch.zeros(800, 1),
+        torch.zeros(800),
+        nxt,
+        torch.zeros(800, dtype=torch.bool),
+        torch.zeros(800, dtype=torch.bool),
+    )
+    cfg = DeltaModelConfig(
+        ensemble_size=1, hidden_size=64, num_layers=2, probabilistic=False, angle_dims=(1,)
+    )
     model = MLPDynamics(2, 1, cfg)
     fit(model, buf, FitConfig(max_steps=1500, patience=20), torch.Generator().manual_seed(0))
     test = torch.tensor([[0.5, 3.0], [0.2, -3.1]])

@@ -65,7 +65,9 @@ class EnsembleLinear(nn.Module):
             w, b = w.to(dtype), b.to(dtype)
         return w, b
 
-    def forward(self, x: Tensor, members: Tensor | None = None, out: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, members: Tensor | None = None, out: Tensor | None = None
+    ) -> Tensor:
         """``x (E', N, in) -> (E', N, out)`` where ``E' = len(members)`` or ``E``.
 
         ``out`` (no-grad only) receives the result in place of a fresh allocation.

@@ -67,7 +67,9 @@ def register_task_fns(
         raise ValueError(
             f"task functions for {env_id!r} are already registered (pass overwrite=True)"
         )
-    _REGISTRY[env_id] = TaskFns(reward=reward, termination=termination, planning_reward=planning_reward)
+    _REGISTRY[env_id] = TaskFns(
+        reward=reward, termination=termination, planning_reward=planning_reward
+    )
 
 
 def get_task_fns(env_id: str) -> TaskFns | None:
