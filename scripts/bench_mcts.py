@@ -9,7 +9,7 @@ leaves per model call (virtual loss); ``roots=B`` runs ``B`` independent searche
 Usage:
     OMP_NUM_THREADS=1 python scripts/bench_mcts.py [--model ensemble|known] [--sims 128]
         [--leaves 1,16,32] [--roots 1,16] [--rollout-depth 20] [--repeats 3]
-        [--backend auto|torch|numpy] [--device cpu]
+        [--backend auto|torch|numpy] [--device cpu] [--propagation expectation|ts1|ts_inf]
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def bench(
         leaves_per_batch=leaves,
         rollout_depth=args.rollout_depth,
         backend=args.backend,
+        propagation=args.propagation,
     )
     gen = torch.Generator(args.device).manual_seed(0)
     planner = MCTS(model, cartpole_reward, cartpole_termination, codec, cfg, generator=gen)
@@ -78,6 +79,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--backend", default="auto", choices=["auto", "torch", "numpy"])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--propagation",
+        default="expectation",
+        choices=["expectation", "ts1", "ts_inf"],
+        help="ensemble propagation during search (default expectation: mean of the members)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     model = make_model(args.model, args.device)
@@ -85,7 +92,8 @@ def main() -> None:
     roots = [int(x) for x in args.roots.split(",")]
     print(
         f"model={args.model} sims/search={args.sims} rollout_depth={args.rollout_depth} "
-        f"backend={args.backend} device={args.device} threads={torch.get_num_threads()}"
+        f"backend={args.backend} device={args.device} threads={torch.get_num_threads()} "
+        f"propagation={args.propagation}"
     )
     print(f"{'roots':>5} {'leaves':>6} {'sims/s':>10} {'vs 1 leaf':>10} {'dropped':>8}")
     for b in roots:
