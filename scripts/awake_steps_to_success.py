@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import sys
 
-import torch
-
 from mbrl.data import TransitionBuffer
 from mbrl.envs.awake import AwakeSteeringEnv
 
@@ -21,12 +19,11 @@ def episodes(path: str) -> list[tuple[int, int, bool]]:
     """``(env steps before the episode, length, success)`` per episode of the saved buffer."""
     data = TransitionBuffer.load(path).all()
     threshold = AwakeSteeringEnv().success_rms_mm
-    ends = torch.nonzero(data.terminated | data.truncated).flatten().tolist()
-    out, start = [], 0
-    for end in ends:
+    out = []
+    for ep in data.episodes():
+        end = ep.stop - 1
         rms = data.next_obs[end].square().mean().sqrt().item()
-        out.append((start, end - start + 1, bool(data.terminated[end]) and rms < threshold))
-        start = end + 1
+        out.append((ep.start, end - ep.start + 1, bool(data.terminated[end]) and rms < threshold))
     return out
 
 

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -14,6 +16,7 @@ from mbrl.models import (
     load_weights,
     save_checkpoint,
 )
+from mbrl.models.coordinates import StateCoordinates
 
 SMALL = DeltaModelConfig(ensemble_size=4, hidden_size=32, num_layers=2)
 
@@ -266,3 +269,56 @@ def test_angle_dims_learn_across_the_wrap():
     assert (pred[:, 1].abs() <= torch.pi).all()
     with pytest.raises(ValueError, match="angle_dims"):
         MLPDynamics(2, 1, DeltaModelConfig(ensemble_size=1, probabilistic=False, angle_dims=(2,)))
+
+
+def _phasor_shift_buffer(n: int, shift: complex, seed: int) -> TransitionBuffer:
+    """``(A, phi) -> polar(A e^{i phi} + shift)``: a phasor plus a constant phasor (linear in x, y)."""
+    g = torch.Generator().manual_seed(seed)
+    amp = torch.rand(n, generator=g)
+    phi = torch.rand(n, generator=g) * 2 * torch.pi - torch.pi
+    z = torch.polar(amp, phi) + shift
+    obs = torch.stack([amp, phi], 1)
+    nxt = torch.stack([z.abs(), z.angle()], 1)
+    buf = TransitionBuffer(2, 1, n)
+    flags = torch.zeros(n, dtype=torch.bool)
+    buf.add(obs, torch.zeros(n, 1), torch.zeros(n), nxt, flags, flags)
+    return buf
+
+
+def test_state_coordinates_round_trip_and_bad_dims():
+    coords = StateCoordinates(4, angle_dims=(3,), phasor_dims=((0, 1),))
+    obs = torch.tensor([[0.7, -2.5, 1.5, 3.0], [0.0, 0.0, -1.0, -3.0], [2.0, 3.1, 0.1, 0.2]])
+    z = coords.to_model(obs)
+    assert z.shape == obs.shape and z.dtype == torch.float32
+    assert torch.allclose(z[0, :2], torch.tensor([0.7 * math.cos(-2.5), 0.7 * math.sin(-2.5)]))
+    assert torch.allclose(coords.from_model(z), obs, atol=1e-6)
+    assert coords.features(z).shape == (3, 5)  # one extra column: the angle's cosine
+    with pytest.raises(ValueError, match="must not repeat"):
+        StateCoordinates(4, angle_dims=(1,), phasor_dims=((0, 1),))
+    with pytest.raises(ValueError, match="phasor_dims"):
+        StateCoordinates(2, phasor_dims=((0, 2),))
+    with pytest.raises(ValueError, match="pairs"):
+        StateCoordinates(3, phasor_dims=((0, 1, 2),))
+
+
+def test_phasor_dims_learn_phasor_addition_near_zero_amplitude():
+    # Adding a constant phasor is linear in Cartesian coordinates but wild in (A, phi) near
+    # A = 0, where the phase of the sum swings through 2 pi. A canceller lives right there.
+    buf = _phasor_shift_buffer(1000, complex(0.3, -0.2), seed=0)
+    test = _phasor_shift_buffer(400, complex(0.3, -0.2), seed=1).all()
+    errors = {}
+    for name, extra in {
+        "phasor": {"phasor_dims": ((0, 1),)},
+        "angle": {"angle_dims": (1,)},
+    }.items():
+        cfg = DeltaModelConfig(
+            ensemble_size=1, hidden_size=64, num_layers=2, probabilistic=False, **extra
+        )
+        model = MLPDynamics(2, 1, cfg)
+        fit(model, buf, FitConfig(max_steps=1500, patience=20), torch.Generator().manual_seed(0))
+        pred = model.predict(test.obs, test.action)[0]
+        assert pred.shape == (400, 2) and (pred[:, 0] >= 0).all()
+        errors[name] = (pred[:, 0] - test.next_obs[:, 0]).abs().mean().item()
+    print("mean |A error|", errors)
+    assert errors["phasor"] < 0.02, errors
+    assert errors["phasor"] < 0.5 * errors["angle"], errors

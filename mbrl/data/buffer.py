@@ -47,6 +47,17 @@ class TransitionBatch:
         """The same batch on ``device``."""
         return TransitionBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
+    def episodes(self) -> list[slice]:
+        """Row ranges of the episodes in a batch stored in time order (e.g. ``buffer.all()``).
+
+        An episode ends at a ``terminated`` or ``truncated`` row; rows after the last end (an
+        episode still running) form a final slice.
+        """
+        ends = torch.nonzero(self.terminated | self.truncated).flatten().tolist()
+        starts = [0] + [e + 1 for e in ends]
+        stops = [e + 1 for e in ends] + ([len(self)] if starts[-1] < len(self) else [])
+        return [slice(a, b) for a, b in zip(starts, stops, strict=False)]
+
 
 class TransitionBuffer:
     """Ring buffer of ``capacity`` transitions in preallocated tensors.

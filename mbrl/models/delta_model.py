@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -13,6 +12,7 @@ from torch import Tensor, nn
 from mbrl.data.buffer import TransitionBatch
 from mbrl.models.base import DIFFERENTIABLE, PARTICLES, DynamicsModel, ModelState
 from mbrl.models.configs import register_config
+from mbrl.models.coordinates import StateCoordinates
 from mbrl.models.layers import EnsembleMLP
 from mbrl.models.normalization import Normalizer
 from mbrl.validation import check_positive_int
@@ -42,6 +42,10 @@ class DeltaModelConfig:
         angle_dims: observation dimensions that are angles in ``[-pi, pi)`` (default none). The
             networks see them as ``(sin, cos)``, learn the wrapped delta, and predictions are
             wrapped back, so crossing ``+-pi`` is a small step rather than a jump of ``2 pi``.
+        phasor_dims: ``(amplitude, phase)`` observation index pairs (default none), e.g. a
+            ripple or an RF field. The model learns them as Cartesian ``(A cos, A sin)``
+            vectors, where phasors add linearly and a near-zero amplitude has no wild phase
+            (see :mod:`mbrl.models.coordinates`).
     """
 
     ensemble_size: int = 5
@@ -53,6 +57,7 @@ class DeltaModelConfig:
     propagation: str = "ts_inf"
     logvar_bounds: tuple[float, float] = (-10.0, 0.5)
     angle_dims: tuple[int, ...] = ()
+    phasor_dims: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         check_positive_int(self.ensemble_size, "ensemble_size")
@@ -70,6 +75,8 @@ class DeltaModelConfig:
             raise ValueError(
                 f"angle_dims must be distinct non-negative ints, got {self.angle_dims}"
             )
+        # Tuples arrive as lists from JSON / CLI options; keep the config hashable.
+        object.__setattr__(self, "phasor_dims", tuple(tuple(p) for p in self.phasor_dims))
         if self.propagation not in PROPAGATIONS:
             raise ValueError(f"propagation must be one of {PROPAGATIONS}, got {self.propagation!r}")
 
@@ -100,10 +107,8 @@ class DeltaModel(DynamicsModel):
         cfg = self.config
         self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
         self.ensemble_size = cfg.ensemble_size
-        if any(d >= obs_dim for d in cfg.angle_dims):
-            raise ValueError(f"angle_dims {cfg.angle_dims} must be < obs_dim ({obs_dim})")
-        self.register_buffer("angle_idx", torch.tensor(cfg.angle_dims, dtype=torch.long))
-        in_dim = obs_dim + len(cfg.angle_dims) + action_dim
+        self.coords = StateCoordinates(obs_dim, cfg.angle_dims, cfg.phasor_dims)
+        in_dim = self.coords.feature_dim + action_dim
         out = 2 * obs_dim if cfg.probabilistic else obs_dim
         self.net = EnsembleMLP(
             cfg.ensemble_size, in_dim, out, cfg.hidden_size, cfg.num_layers, cfg.activation
@@ -132,23 +137,18 @@ class DeltaModel(DynamicsModel):
         """Constructor arguments (for checkpoints)."""
         return {"obs_dim": self.obs_dim, "action_dim": self.action_dim, "config": self.config}
 
-    def _features(self, obs: Tensor, action: Tensor) -> Tensor:
-        """Network input ``(..., O [+ n_angles] + A)``: angles replaced by ``(sin, cos)``."""
-        action = action.to(obs.dtype)
-        if self.angle_idx.numel() == 0:
-            return torch.cat([obs, action], dim=-1)
-        angles = obs.index_select(-1, self.angle_idx)
-        obs = obs.index_copy(-1, self.angle_idx, torch.sin(angles))
-        return torch.cat([obs, torch.cos(angles), action], dim=-1)
+    def _features(self, z: Tensor, action: Tensor) -> Tensor:
+        """Network input ``(..., O [+ n_angles] + A)`` from model coordinates ``z (..., O)``."""
+        return torch.cat([self.coords.features(z), action.to(z.dtype)], dim=-1)
 
-    def _wrap(self, x: Tensor) -> Tensor:
-        """Wrap the angle dimensions of ``x (..., O)`` into ``[-pi, pi)``."""
-        if self.angle_idx.numel() == 0:
-            return x
-        wrapped = (
-            torch.remainder(x.index_select(-1, self.angle_idx) + math.pi, 2 * math.pi) - math.pi
-        )
-        return x.index_copy(-1, self.angle_idx, wrapped)
+    def _target(self, batch: TransitionBatch) -> tuple[Tensor, Tensor]:
+        """Model coordinates of ``batch.obs`` and the (wrapped) delta to ``batch.next_obs``."""
+        z = self.coords.to_model(batch.obs)
+        return z, self.coords.wrap(self.coords.to_model(batch.next_obs) - z)
+
+    def _advance(self, obs: Tensor, delta: Tensor) -> Tensor:
+        """Observation after adding ``delta (M, O)`` (model coordinates) to ``obs (M, O)``."""
+        return self.coords.from_model(self.coords.wrap(self.coords.to_model(obs) + delta))
 
     # ----------------------------------------------------------------- prediction
     @property
@@ -210,8 +210,8 @@ class DeltaModel(DynamicsModel):
         self, state: ModelState, action: Tensor, generator: torch.Generator | None = None
     ) -> ModelState:
         """``state (M, O)``, ``action (M, A)`` -> next observation ``(M, O)`` (state's dtype)."""
-        inp = self.input_norm.normalize(self._features(state, action))
-        return self._wrap(state + self.output_norm.denormalize(self._delta(inp, generator)))
+        inp = self.input_norm.normalize(self._features(self.coords.to_model(state), action))
+        return self._advance(state, self.output_norm.denormalize(self._delta(inp, generator)))
 
     def predict(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         """Ensemble-moment prediction of the next observation.
@@ -221,9 +221,11 @@ class DeltaModel(DynamicsModel):
 
         Returns:
             ``(mean (B, O), variance (B, O))`` over the active members (aleatoric + epistemic).
+            With ``phasor_dims`` the variance of those dimensions is that of the Cartesian
+            ``(A cos, A sin)`` components the model predicts, not of amplitude and phase.
         """
         self.check_obs(obs)
-        inp = self.input_norm.normalize(self._features(obs, action))
+        inp = self.input_norm.normalize(self._features(self.coords.to_model(obs), action))
         n_act = self.num_active
         elites = self.elites if n_act < self.ensemble_size else None
         mean, logvar = self._members_forward(inp.unsqueeze(0).expand(n_act, -1, -1), elites)
@@ -232,11 +234,11 @@ class DeltaModel(DynamicsModel):
         var = mean_delta.var(0, unbiased=False)
         if logvar is not None:
             var = var + (logvar.exp() * std.square()).mean(0)
-        return self._wrap(obs + mean_delta.mean(0)), var
+        return self._advance(obs, mean_delta.mean(0)), var
 
     def member_disagreement(self, obs: Tensor, action: Tensor) -> Tensor:
         """Max over members of the distance of each member's mean from the ensemble mean: ``(B,)``."""
-        inp = self.input_norm.normalize(self._features(obs, action))
+        inp = self.input_norm.normalize(self._features(self.coords.to_model(obs), action))
         mean, _ = self._members_forward(
             inp.unsqueeze(0).expand(self.num_active, -1, -1), self.elites
         )
@@ -246,13 +248,14 @@ class DeltaModel(DynamicsModel):
     # ------------------------------------------------------------------- training
     def update_normalizers(self, batch: TransitionBatch) -> None:
         """Input stats from ``[obs, action]`` and output stats from ``next_obs - obs``."""
-        self.input_norm.fit(self._features(batch.obs, batch.action))
-        self.output_norm.fit(self._wrap(batch.next_obs - batch.obs))
+        z, delta = self._target(batch)
+        self.input_norm.fit(self._features(z, batch.action))
+        self.output_norm.fit(delta)
 
     def _normalised_pair(self, batch: TransitionBatch) -> tuple[Tensor, Tensor]:
-        inp = self.input_norm.normalize(self._features(batch.obs, batch.action))
-        target = self.output_norm.normalize(self._wrap(batch.next_obs - batch.obs))
-        return inp, target
+        z, delta = self._target(batch)
+        inp = self.input_norm.normalize(self._features(z, batch.action))
+        return inp, self.output_norm.normalize(delta)
 
     def training_loss(self, batch: TransitionBatch) -> Tensor:
         """Per-member loss ``(E,)`` on fields with leading dims ``(E, B)``: NLL (Gaussian) or MSE."""
