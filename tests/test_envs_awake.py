@@ -13,7 +13,9 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import mbrl.envs  # noqa: F401  (registers the envs and their task functions)
 from mbrl.envs.awake import (
+    DEFAULT_MAX_STEPS,
     AwakeSteeringEnv,
+    awake_planning_reward,
     awake_reward,
     awake_termination,
     load_twiss,
@@ -228,3 +230,16 @@ def test_noise_gains_and_drift() -> None:
 def test_bad_constructor_arguments_name_the_argument(kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
         AwakeSteeringEnv(**kwargs)
+
+
+def test_planning_reward_makes_losing_the_beam_worse_than_any_kept_trajectory() -> None:
+    task = get_task_fns("mbrl/AwakeSteering-v0")
+    assert task.planner_reward is awake_planning_reward
+    obs, action = torch.zeros(2, 10), torch.zeros(2, 10)
+    kept = torch.full((2, 10), 29.9)  # worst reading that keeps the beam: RMS 29.9 mm
+    lost = torch.tensor([[30.0] + [0.0] * 9, [0.0] * 9 + [-31.0]])
+    torch.testing.assert_close(
+        awake_planning_reward(obs, action, kept), awake_reward(obs, action, kept)
+    )
+    worst_kept_episode = DEFAULT_MAX_STEPS * awake_reward(obs, action, kept)
+    assert (awake_planning_reward(obs, action, lost) < worst_kept_episode).all()

@@ -11,7 +11,12 @@ import torch
 from mbrl.data.buffer import TransitionBuffer
 from mbrl.models import fit, load_checkpoint, save_checkpoint
 from mbrl.models.gp import GPConfig, GPDynamics, GPFitError, GPFitWarning
-from mbrl.models.gp_core import exact_posterior, predict_latent, sparse_statistics
+from mbrl.models.gp_core import (
+    exact_posterior,
+    predict_latent,
+    predict_with_jacobian,
+    sparse_statistics,
+)
 from mbrl.models.gp_exact import BatchExactGP, FitFailure
 from mbrl.models.gp_moments import GaussianState
 from mbrl.models.registry import build_model
@@ -107,24 +112,29 @@ def test_sparse_paths_are_selected_automatically_and_accurate() -> None:
         assert bool((var > 0).all())
 
 
-def test_add_data_equals_conditioning_on_all_points() -> None:
+@pytest.mark.parametrize("mean", ["zero", "linear"])
+def test_add_data_equals_conditioning_on_all_points(mean: str) -> None:
     gen = torch.Generator().manual_seed(3)
     obs, act, nxt = _smooth_system(50, gen)
-    model = GPDynamics(2, 1)
+    model = GPDynamics(2, 1, GPConfig(mean=mean))
     model.fit_data(obs[:40], act[:40], nxt[:40])
     model.add_data(obs[40:], act[40:], nxt[40:])
     assert int(model.num_data) == 50 and model.train_x.shape == (50, 3)
     x = model._normalised_inputs(obs, act)
     mx, sx, my, sy = model._stats()
-    y = (((nxt - obs) - my) / sy).T
+    y = ((nxt - obs) - my) / sy
+    if mean == "linear":  # the kernel part conditions on the residual of the (kept) linear mean
+        y = y - (x @ model.mean_weight.T + model.mean_bias)
+    y = y.T
     ref = exact_posterior("rbf", x, y, *model.hyper.values())
+    ref = ref.with_mean(model.mean_weight, model.mean_bias)
     probe = torch.randn(30, 3, generator=gen, dtype=F64)
     for a, b in zip(
         predict_latent(model.posterior, probe), predict_latent(ref, probe), strict=True
     ):
         torch.testing.assert_close(a, b, atol=1e-8, rtol=1e-6)
 
-    sparse = GPDynamics(2, 1, GPConfig(num_inducing=16))
+    sparse = GPDynamics(2, 1, GPConfig(num_inducing=16, mean=mean))
     sparse.fit_data(obs[:40], act[:40], nxt[:40])
     sparse.add_data(obs[40:], act[40:], nxt[40:])
     ell, sf2, _ = sparse.hyper.values()
@@ -133,11 +143,13 @@ def test_add_data_equals_conditioning_on_all_points() -> None:
     torch.testing.assert_close(sparse.stat_b, stat_b)
 
 
+@pytest.mark.parametrize("mean", ["zero", "linear"])
 @pytest.mark.parametrize("num_inducing", [256, 16])
-def test_checkpoint_round_trip_predicts_identically(tmp_path, num_inducing: int) -> None:
+def test_checkpoint_round_trip_predicts_identically(tmp_path, num_inducing: int, mean: str) -> None:
     gen = torch.Generator().manual_seed(4)
     obs, act, nxt = _smooth_system(40, gen)
-    model = GPDynamics(2, 1, GPConfig(kernel="matern32", num_inducing=num_inducing))
+    config = GPConfig(kernel="matern32", num_inducing=num_inducing, mean=mean)
+    model = GPDynamics(2, 1, config)
     model.fit_data(obs, act, nxt)
     path = tmp_path / "gp.pt"
     save_checkpoint(path, model, {"note": "gp"})
@@ -148,6 +160,14 @@ def test_checkpoint_round_trip_predicts_identically(tmp_path, num_inducing: int)
         model.predict(probe_obs, probe_act), loaded.predict(probe_obs, probe_act), strict=True
     ):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+    if mean == "linear":
+        assert bool(loaded.mean_weight.abs().sum() > 0)
+        torch.testing.assert_close(loaded.mean_weight, model.mean_weight, atol=0, rtol=0)
+        torch.testing.assert_close(loaded.mean_bias, model.mean_bias, atol=0, rtol=0)
+        far_obs, far_act = 20 * probe_obs, 20 * probe_act  # the linear part dominates
+        torch.testing.assert_close(
+            model.predict(far_obs, far_act), loaded.predict(far_obs, far_act), atol=0, rtol=0
+        )
 
 
 def test_fit_via_core_fit_and_registry() -> None:
@@ -166,6 +186,12 @@ def test_fit_via_core_fit_and_registry() -> None:
         GPConfig(kernel="matern32", propagation="moment_matching")
     with pytest.raises(ValueError, match="noise_bounds"):
         GPConfig(noise_bounds=(1.0, 0.1))
+    with pytest.raises(ValueError, match="mean must be one of"):
+        GPConfig(mean="quadratic")
+    with pytest.raises(ValueError, match="mean must be one of"):
+        build_model("gp", 2, 1, {"mean": "constant"})
+    with pytest.raises(ValueError, match="mean_ridge"):
+        GPConfig(mean="linear", mean_ridge=-1.0)
     with pytest.raises(TypeError, match="config"):
         GPDynamics(2, 1, config={"kernel": "rbf"})
 
@@ -274,3 +300,83 @@ def test_converged_fit_emits_no_warning() -> None:
         warnings.simplefilter("error")
         model.fit_data(*_smooth_system(40, gen))
     assert model.last_fit.converged and model.last_fit.accepted
+
+
+# A linear system: delta = A obs + B action (2-D state, 2-D action).
+_A = torch.tensor([[-0.2, 0.3], [0.1, -0.4]], dtype=F64)
+_B = torch.tensor([[0.8, -0.5], [0.3, 1.2]], dtype=F64)
+
+
+def _linear_system(n: int, gen: torch.Generator, noise: float = 1e-3) -> tuple[torch.Tensor, ...]:
+    """``n`` transitions of the linear system with inputs in [-1, 1]."""
+    obs = torch.rand(n, 2, generator=gen, dtype=F64) * 2 - 1
+    act = torch.rand(n, 2, generator=gen, dtype=F64) * 2 - 1
+    nxt = obs + obs @ _A.T + act @ _B.T + noise * torch.randn(n, 2, generator=gen, dtype=F64)
+    return obs, act, nxt
+
+
+def test_linear_mean_recovers_and_extrapolates_a_linear_system() -> None:
+    gen = torch.Generator().manual_seed(12)
+    obs, act, nxt = _linear_system(40, gen)
+    far_obs = torch.tensor([[32.0, -24.0], [-40.0, 16.0]], dtype=F64)  # ~30x outside the data
+    far_act = torch.tensor([[20.0, 28.0], [-36.0, 12.0]], dtype=F64)
+    truth = far_obs + far_obs @ _A.T + far_act @ _B.T
+    linear = GPDynamics(2, 2, GPConfig(mean="linear"))
+    linear.fit_data(obs, act, nxt)
+    mean, var = linear.predict(far_obs, far_act)
+    torch.testing.assert_close(mean, truth, atol=0.02 * truth.abs().max().item(), rtol=0)
+    assert bool((var.sqrt() < 0.05).all())  # the residual GP stays small
+    # The zero-mean GP reverts to the mean delta away from the data: far off the truth.
+    zero = GPDynamics(2, 2)
+    zero.fit_data(obs, act, nxt)
+    zero_mean, _ = zero.predict(far_obs, far_act)
+    assert bool(((zero_mean - truth).abs().max(-1).values > 10.0).all())
+    # The linear mean in raw units is the system matrix [A, B].
+    _, sx, _, sy = linear._stats()
+    raw = linear.mean_weight * sy[:, None] / sx[None, :]
+    torch.testing.assert_close(raw, torch.cat([_A, _B], 1), atol=0.01, rtol=0)
+
+
+def test_linear_mean_jacobian_matches_finite_differences() -> None:
+    gen = torch.Generator().manual_seed(13)
+    obs, act, nxt = _linear_system(40, gen)
+    model = GPDynamics(2, 2, GPConfig(mean="linear"))
+    model.fit_data(obs, act, nxt)
+    # Jacobian of the mean (used by linearisation / iLQR) against finite differences, at a
+    # point inside and one far outside the data.
+    x = torch.tensor([[0.3, -0.2, 0.1, 0.5], [6.0, -5.0, 4.0, 3.0]], dtype=F64)
+    mx, sx, _, _ = model._stats()
+    _, _, jac = predict_with_jacobian(model.posterior, (x - mx) / sx)
+    eps = 1e-5
+    fd = torch.stack(
+        [
+            (
+                predict_latent(model.posterior, (x + eps * e - mx) / sx)[0]
+                - predict_latent(model.posterior, (x - eps * e - mx) / sx)[0]
+            )
+            / (2 * eps)
+            for e in torch.eye(4, dtype=F64)
+        ],
+        -1,
+    )
+    torch.testing.assert_close(jac / sx, fd, atol=1e-6, rtol=1e-5)
+
+
+def test_robust_linear_mean_ignores_clipped_readings() -> None:
+    gen = torch.Generator().manual_seed(14)
+    obs, act, nxt = _linear_system(80, gen, noise=1e-3)
+    nxt = nxt.clamp(-1.2, 1.2)  # a detector range: ~15% of the readings are clipped
+    clipped = (nxt.abs() >= 1.2).any(1)
+    assert 0.1 < float(clipped.float().mean()) < 0.3
+    truth = torch.cat([_A, _B], 1)
+    errors = {}
+    for robust in (False, True):
+        model = GPDynamics(2, 2, GPConfig(mean="linear", mean_robust=robust))
+        model.fit_data(obs, act, nxt)
+        _, sx, _, sy = model._stats()
+        raw = model.mean_weight * sy[:, None] / sx[None, :]
+        errors[robust] = float((raw - truth).abs().max())
+    assert errors[False] > 0.1  # least squares is bent by the clipped readings
+    assert errors[True] < 0.02
+    with pytest.raises(ValueError, match="mean_robust"):
+        GPConfig(mean="linear", mean_robust="yes")

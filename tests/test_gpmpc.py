@@ -9,7 +9,7 @@ import torch
 
 from mbrl.agents.loop import RunConfig, run
 from mbrl.models import load_checkpoint
-from mbrl.models.gp import GPDynamics
+from mbrl.models.gp import GPConfig, GPDynamics
 from mbrl.models.mlp import MLPDynamics
 from mbrl.planners.gpmpc import GPMPC, GPMPCConfig
 from mbrl.planners.registry import PlannerContext, build_planner
@@ -20,12 +20,12 @@ F64 = torch.float64
 LOW, HIGH = -torch.ones(1), torch.ones(1)
 
 
-def _integrator(action_low: float = -1.0, n: int = 40) -> GPDynamics:
+def _integrator(action_low: float = -1.0, n: int = 40, **gp_options) -> GPDynamics:
     """A GP of ``s' = s + 0.5 a`` fitted on ``s in [-2, 2]``, ``a in [action_low, 1]``."""
     gen = torch.Generator().manual_seed(0)
     s = torch.rand(n, 1, generator=gen, dtype=F64) * 4 - 2
     a = action_low + torch.rand(n, 1, generator=gen, dtype=F64) * (1 - action_low)
-    model = GPDynamics(1, 1)
+    model = GPDynamics(1, 1, GPConfig(**gp_options))
     model.fit_data(s, a, s + 0.5 * a + 0.005 * torch.randn(n, 1, generator=gen, dtype=F64))
     return model
 
@@ -74,6 +74,21 @@ def test_every_propagation_improves_on_the_initial_guess(propagation: str) -> No
     best = planner.evaluate(obs, plan.to(F64).unsqueeze(0))[0]
     assert float(best) > float(start) + 0.5
     assert plan[0, 0] < -0.9
+
+
+@pytest.mark.parametrize("propagation", ["moment_matching", "linearization", "mean"])
+def test_linear_mean_plans_actions_outside_the_data(propagation: str) -> None:
+    # Data only has a in [0.5, 1]; reaching s = -1 from 0 needs a = -1 twice.
+    reward = lambda o, a, n: -(n[:, 0] + 1.0).square()  # noqa: E731
+    obs = torch.zeros(1)
+    linear = _planner(_integrator(0.5, mean="linear"), reward, horizon=2, propagation=propagation)
+    plan = linear.plan(obs)
+    assert bool((plan < -0.9).all())
+    s2 = 0.5 * float(plan.sum())  # the true system
+    assert abs(s2 + 1.0) < 0.1
+    # The zero-mean GP reverts towards the mean delta (> 0) for negative actions: it misses.
+    zero = _planner(_integrator(0.5), reward, horizon=2, propagation=propagation)
+    assert abs(0.5 * float(zero.plan(obs).sum()) + 1.0) > 0.25
 
 
 def test_chance_constraint_keeps_the_belief_inside_the_bound() -> None:

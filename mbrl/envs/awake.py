@@ -253,6 +253,23 @@ def awake_termination(obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
     return success | (next_obs.abs() >= DEFAULT_APERTURE_MM).any(dim=1)
 
 
+BEAM_LOSS_PENALTY = DEFAULT_APERTURE_MM * DEFAULT_MAX_STEPS
+"""Planning penalty for losing the beam: the most a whole episode inside the aperture can cost."""
+
+
+def awake_planning_reward(obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
+    """What planners maximise on ``mbrl/AwakeSteering-v0``: ``-RMS - penalty * lost``, ``(M,)``.
+
+    The env's own reward is ``-RMS`` and losing the beam merely ends the episode, so over a short
+    horizon throwing the beam out in one step (about ``-15``) scores better than a careful
+    correction that takes a few steps (about ``-30``): a planner that maximises the env reward
+    learns to dump the beam. Losing it here costs :data:`BEAM_LOSS_PENALTY` (aperture times
+    step limit), more than any trajectory that keeps the beam, so success stays the only goal.
+    """
+    lost = (next_obs.abs() >= DEFAULT_APERTURE_MM).any(dim=1)
+    return awake_reward(obs, action, next_obs) - BEAM_LOSS_PENALTY * lost.to(next_obs.dtype)
+
+
 # --------------------------------------------------------------------------------------------
 # The environment
 # --------------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 :class:`GPDynamics` models the normalised state delta with ``O`` independent GPs (a batched
 gpytorch model) over the normalised inputs ``[obs, action]`` (``D = O + A``), with ARD
-squared-exponential or Matern kernels and a learned noise variance per output.
+squared-exponential or Matern kernels and a learned noise variance per output. The prior
+mean is zero or (``GPConfig.mean="linear"``) a linear function of the inputs fitted before
+the hyperparameters, the kernel part modelling its residual (linear extrapolation).
 
 Fitting (``fit_transitions``, called by :func:`mbrl.models.fit`):
 
@@ -60,6 +62,7 @@ from mbrl.models.gp_core import (
     GPPosterior,
     check_kernel,
     exact_posterior,
+    fit_linear_mean,
     kmeans,
     predict_latent,
     predict_with_jacobian,
@@ -82,6 +85,7 @@ from mbrl.util.configs import config_from_options
 from mbrl.validation import check_positive_int
 
 PROPAGATIONS = ("sample", "moment_matching", "linearization")
+MEANS = ("zero", "linear")
 GAUSSIAN_METHODS = ("moment_matching", "linearization", "mean")
 
 
@@ -126,6 +130,20 @@ class GPConfig:
             (default ``(1e-5, 10)``: a noise standard deviation of at least 0.3% of the
             target scale keeps the kernel matrix well conditioned).
         warm_start: start hyperparameters from the previous fit (default True).
+        mean: prior mean of the GPs: ``zero`` (default; far from the data predictions revert to
+            the mean delta) or ``linear`` (a per-output linear function ``W x + b`` of the
+            normalised inputs, fitted by ridge least squares on the training data before the
+            hyperparameters; the kernel part models the residual, so predictions extrapolate
+            linearly -- right for (near-)linear dynamics such as beam steering). Predictions,
+            samples, Jacobians and every belief propagation include it (moment matching
+            exactly). ``W`` and ``b`` are buffers saved in checkpoints.
+        mean_ridge: ridge penalty of the linear mean, per data point in normalised units
+            (default 1e-4: negligible for well-spread inputs, keeps collinear ones finite).
+        mean_robust: fit the linear mean by robust IRLS (Huber, then Tukey bisquare) instead
+            of plain ridge least squares (default False), so that gross outliers -- e.g.
+            readings clipped at a detector's range -- do not bend it; the kernel part still
+            sees their residuals. Needs clearly more transitions than inputs (the residual
+            scale comes from their median).
     """
 
     kernel: str = "rbf"
@@ -142,9 +160,22 @@ class GPConfig:
     outputscale_bounds: tuple[float, float] = (1e-4, 1e2)
     noise_bounds: tuple[float, float] = (1e-5, 10.0)
     warm_start: bool = True
+    mean: str = "zero"
+    mean_ridge: float = 1e-4
+    mean_robust: bool = False
 
     def __post_init__(self) -> None:
         check_kernel(self.kernel)
+        if self.mean not in MEANS:
+            raise ValueError(f"mean must be one of {MEANS}, got {self.mean!r}")
+        if not (
+            isinstance(self.mean_ridge, int | float)
+            and self.mean_ridge >= 0
+            and math.isfinite(self.mean_ridge)
+        ):
+            raise ValueError(f"mean_ridge must be a finite number >= 0, got {self.mean_ridge!r}")
+        if not isinstance(self.mean_robust, bool):
+            raise ValueError(f"mean_robust must be a bool, got {self.mean_robust!r}")
         if self.propagation not in PROPAGATIONS:
             raise ValueError(f"propagation must be one of {PROPAGATIONS}, got {self.propagation!r}")
         if self.propagation == "moment_matching" and self.kernel != "rbf":
@@ -274,6 +305,11 @@ class GPDynamics(DynamicsModel):
         self.register_buffer("num_data", torch.zeros((), dtype=torch.long))
         for name in ("train_x", "train_y", "inducing", "stat_a", "stat_b"):
             self.register_buffer(name, None)
+        linear = self.config.mean == "linear"
+        o, d = self.obs_dim, self.input_dim
+        # Linear prior mean W x + b in normalised units (None: zero mean).
+        self.register_buffer("mean_weight", torch.zeros(o, d, dtype=_DTYPE) if linear else None)
+        self.register_buffer("mean_bias", torch.zeros(o, dtype=_DTYPE) if linear else None)
         if fitted is not None:
             self._allocate(fitted)
         self._post: GPPosterior | None = None
@@ -353,10 +389,12 @@ class GPDynamics(DynamicsModel):
     def _build_posterior(self, hyper: GPHyperparameters) -> GPPosterior:
         ell, sf2, s2 = (t.to(self.device) for t in hyper.values())
         if self._kind == "exact":
-            return exact_posterior(self.config.kernel, self.train_x, self.train_y, ell, sf2, s2)
-        return sparse_posterior(
-            self.config.kernel, self.inducing, self.stat_a, self.stat_b, ell, sf2, s2
-        )
+            post = exact_posterior(self.config.kernel, self.train_x, self.train_y, ell, sf2, s2)
+        else:
+            post = sparse_posterior(
+                self.config.kernel, self.inducing, self.stat_a, self.stat_b, ell, sf2, s2
+            )
+        return post.with_mean(self.mean_weight, self.mean_bias)
 
     # ------------------------------------------------------------------ normalisation
     def _stats(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -549,6 +587,11 @@ class GPDynamics(DynamicsModel):
         out_norm.fit(next_obs - obs)
         x = in_norm.normalize(raw_x.to(_DTYPE))
         y = out_norm.normalize((next_obs - obs).to(_DTYPE)).transpose(0, 1).contiguous()
+        weight = bias = None
+        if cfg.mean == "linear":
+            # The kernel part (and its hyperparameters) model the residual of the linear mean.
+            weight, bias = fit_linear_mean(x, y, cfg.mean_ridge, robust=cfg.mean_robust)
+            y = (y - (x @ weight.transpose(0, 1) + bias).transpose(0, 1)).contiguous()
         if cfg.warm_start and self.is_fitted:
             hyper = copy.deepcopy(self.hyper)
         else:
@@ -592,6 +635,7 @@ class GPDynamics(DynamicsModel):
                 inducing = inducing.contiguous()
                 stats = sparse_statistics(cfg.kernel, inducing, x, y, ell, sf2)
                 post = sparse_posterior(cfg.kernel, inducing, *stats, ell, sf2, s2)
+            post = post.with_mean(weight, bias)
         except (FitFailure, ValueError) as err:
             info = GPFitInfo(
                 n, hyper_kind, post_kind, False, False, str(err), 0, time.perf_counter() - start
@@ -642,6 +686,8 @@ class GPDynamics(DynamicsModel):
             else:
                 self._set_sparse(inducing, *stats)
             self.num_data = torch.tensor(n, device=device)
+            if weight is not None:
+                self.mean_weight, self.mean_bias = weight, bias
             self._post = post
         return self._report(info, result.losses)
 
@@ -674,8 +720,12 @@ class GPDynamics(DynamicsModel):
         obs, action, next_obs = (t.to(device) for t in (obs, action, next_obs))
         _, _, my, sy = self._stats()
         x = self._normalised_inputs(obs, action)
-        y = (((next_obs - obs).to(_DTYPE) - my) / sy).transpose(0, 1).contiguous()
         post = self.posterior
+        y = ((next_obs - obs).to(_DTYPE) - my) / sy
+        prior = post.prior_mean(x)
+        if prior is not None:
+            y = y - prior  # the kernel part conditions on the linear mean's residual
+        y = y.transpose(0, 1).contiguous()
         if self._kind == "exact":
             post, y_all = add_points_exact(post, x, y, self.train_y)
             self._set_exact(torch.cat([self.train_x, x]), y_all)

@@ -4,8 +4,11 @@ Both fitting paths of :class:`~mbrl.models.gp.GPDynamics` (exact marginal likeli
 sparse variational GP) end in the same :class:`GPPosterior`, a set of tensors for ``O``
 independent GPs over ``D`` normalised inputs::
 
-    mean_o(x) = k_o(x, Z_o) @ alpha_o                                    (latent mean)
+    mean_o(x) = w_o . x + b_o + k_o(x, Z_o) @ alpha_o                    (latent mean)
     var_o(x)  = s_o - k Q k^T = s_o - |F_o k|^2                          (latent variance)
+
+with an optional linear prior mean ``w_o . x + b_o`` (``GPPosterior.mean_weight`` /
+``mean_bias``; zero when absent) whose residual the kernel part models;
 
 * exact GP: ``Z = X`` (training inputs), ``alpha = (K + s2 I)^-1 y``,
   ``Q = (K + s2 I)^-1 = F^T F`` with ``F = L^-1`` (``L`` its Cholesky factor);
@@ -24,10 +27,12 @@ gradients through them); the posterior tensors themselves are constants (fitted,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field, fields
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 KERNELS = ("rbf", "matern32", "matern52")
@@ -57,6 +62,9 @@ class GPPosterior:
         noise: likelihood noise variances ``(O,)``.
         chol: Cholesky factor ``L (O, N, N)`` of ``K + s2 I`` (exact; for rank updates) or
             ``None``.
+        mean_weight: weights ``W (O, D)`` of the linear prior mean ``W x + b`` or ``None``
+            (zero prior mean); ``alpha`` then weights the residual ``y - W x - b``.
+        mean_bias: its offsets ``b (O,)`` (``None`` exactly when ``mean_weight`` is).
         q: ``Q = F^T F (O, N, N)`` (derived; moment matching uses it).
     """
 
@@ -68,11 +76,15 @@ class GPPosterior:
     outputscale: Tensor
     noise: Tensor
     chol: Tensor | None = None
+    mean_weight: Tensor | None = None
+    mean_bias: Tensor | None = None
     q: Tensor = field(init=False, repr=False)
     scaled_inducing: Tensor = field(init=False, repr=False)
     scaled_sqnorm: Tensor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if (self.mean_weight is None) != (self.mean_bias is None):
+            raise ValueError("mean_weight and mean_bias must be given together (or both None)")
         q = self.factor.transpose(-1, -2) @ self.factor
         object.__setattr__(self, "q", 0.5 * (q + q.transpose(-1, -2)))
         # Cached for prediction: Z / l (O, N, D) and its squared norms (O, N).
@@ -94,6 +106,16 @@ class GPPosterior:
     def dtype(self) -> torch.dtype:
         """Floating dtype of the posterior tensors."""
         return self.alpha.dtype
+
+    def prior_mean(self, x: Tensor) -> Tensor | None:
+        """Linear prior mean ``W x + b`` at ``x (M, D)``: ``(M, O)``, or ``None`` (zero mean)."""
+        if self.mean_weight is None:
+            return None
+        return x @ self.mean_weight.transpose(0, 1) + self.mean_bias
+
+    def with_mean(self, weight: Tensor | None, bias: Tensor | None) -> GPPosterior:
+        """The same kernel posterior with the linear prior mean ``(W (O, D), b (O,))`` (or none)."""
+        return dataclasses.replace(self, mean_weight=weight, mean_bias=bias)
 
     def to(self, device: torch.device | str) -> GPPosterior:
         """The same posterior with every tensor on ``device``."""
@@ -179,8 +201,11 @@ def _latent_var(post: GPPosterior, k: Tensor) -> Tensor:
 def predict_latent(post: GPPosterior, x: Tensor) -> tuple[Tensor, Tensor]:
     """Latent predictive moments at ``x (M, D)``: ``mean (M, O)``, ``var (M, O)`` (no noise)."""
     _, _, k = _cross_kernel(post, x)  # (O, M, N)
-    mean = (k @ post.alpha.unsqueeze(-1)).squeeze(-1)  # (O, M)
-    return mean.transpose(0, 1), _latent_var(post, k).transpose(0, 1)
+    mean = (k @ post.alpha.unsqueeze(-1)).squeeze(-1).transpose(0, 1)  # (M, O)
+    prior = post.prior_mean(x)
+    if prior is not None:
+        mean = mean + prior
+    return mean, _latent_var(post, k).transpose(0, 1)
 
 
 def predict_with_jacobian(post: GPPosterior, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -191,7 +216,11 @@ def predict_with_jacobian(post: GPPosterior, x: Tensor) -> tuple[Tensor, Tensor,
     # dk/dx = g (x - z) / l^2 = g (xs - zs) / l
     w = _grad_factor(post.kernel, r2, post.outputscale, k) * post.alpha.unsqueeze(1)  # (O, M, N)
     jac = (xs * w.sum(-1, keepdim=True) - w @ post.scaled_inducing) / post.lengthscale.unsqueeze(1)
-    return mean.transpose(0, 1), var.transpose(0, 1), jac.transpose(0, 1)
+    mean, jac = mean.transpose(0, 1), jac.transpose(0, 1)
+    prior = post.prior_mean(x)
+    if prior is not None:
+        mean, jac = mean + prior, jac + post.mean_weight
+    return mean, var.transpose(0, 1), jac
 
 
 def exact_posterior(
@@ -334,3 +363,47 @@ def kmeans(
         counts = torch.bincount(assign, minlength=k).to(x.dtype).unsqueeze(1)
         centres = torch.where(counts > 0, sums / counts.clamp_min(1.0), centres)
     return centres
+
+
+def _weighted_ridge(x: Tensor, y: Tensor, weight: Tensor, ridge: float) -> Tensor:
+    """Per-output weighted ridge fit of ``y (O, N)`` on ``[x, 1]`` (``x (N, D)``, ``weight (O, N)``).
+
+    Returns ``beta (O, D + 1)`` (the offset, last, is not penalised).
+    """
+    n, d = x.shape
+    xa = torch.cat([x, torch.ones(n, 1, dtype=x.dtype, device=x.device)], 1)  # (N, D + 1)
+    penalty = torch.eye(d + 1, dtype=x.dtype, device=x.device) * (ridge * n)
+    penalty[d, d] = 0.0
+    gram = torch.einsum("on,nd,ne->ode", weight, xa, xa) + penalty  # (O, D + 1, D + 1)
+    rhs = (weight * y) @ xa  # (O, D + 1)
+    return torch.linalg.solve(gram, rhs.unsqueeze(-1)).squeeze(-1)
+
+
+def fit_linear_mean(
+    x: Tensor, y: Tensor, ridge: float, robust: bool = False, iterations: int = 10
+) -> tuple[Tensor, Tensor]:
+    """Ridge least-squares linear prior mean ``y ~ W x + b`` of ``x (N, D)``, ``y (O, N)``.
+
+    Minimises ``|y - W x - b|^2 + ridge * N * |W|^2`` per output (the offset is not
+    penalised). With ``robust``, iteratively reweighted least squares replaces the squared
+    loss: ``iterations`` Huber steps (``c = 1.345``) and then as many Tukey-bisquare steps
+    (``c = 4.685``, redescending: gross outliers such as readings clipped at a detector's
+    range get weight zero), the residual scale per output from its median absolute deviation.
+
+    Returns:
+        ``W (O, D)``, ``b (O,)``.
+    """
+    weight = torch.ones_like(y)
+    beta = _weighted_ridge(x, y, weight, ridge)
+    if robust:
+        xa = F.pad(x, (0, 1), value=1.0)
+        for step in range(2 * iterations):
+            resid = (y - beta @ xa.transpose(0, 1)).abs()
+            scale = resid.median(1, keepdim=True).values / 0.6745
+            scale = scale.clamp_min(1e-6 * y.abs().amax(1, keepdim=True).clamp_min(1e-12))
+            if step < iterations:  # Huber: a convex start for the redescending steps
+                weight = (1.345 * scale / resid.clamp_min(1e-300)).clamp_max(1.0)
+            else:
+                weight = (1.0 - (resid / (4.685 * scale)).square()).clamp_min(0.0).square()
+            beta = _weighted_ridge(x, y, weight, ridge)
+    return beta[:, :-1], beta[:, -1]

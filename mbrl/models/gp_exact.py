@@ -256,7 +256,8 @@ def add_points_exact(
 
     Block update of the Cholesky factor ``L`` of ``K + s2 I`` and of ``F = L^-1`` in
     ``O(N^2 k)`` (no factorisation of the full matrix); hyperparameters are kept.
-    ``y_old (O, N)`` are the current targets.
+    ``y_old (O, N)`` are the current targets (residuals of the linear prior mean, if any: the
+    posterior's mean is kept, so ``y_new`` must be residuals of it too).
 
     Returns:
         ``(posterior, y_all (O, N + k))``.
@@ -292,4 +293,5 @@ def add_points_exact(
     y_all = torch.cat([y_old, y_new], dim=1)
     alpha = (factor.transpose(-1, -2) @ (factor @ y_all.unsqueeze(-1))).squeeze(-1)
     z = torch.cat([post.inducing, z_new], dim=1)
-    return GPPosterior(post.kernel, z, alpha, factor, ell, sf2, s2, chol), y_all
+    new = GPPosterior(post.kernel, z, alpha, factor, ell, sf2, s2, chol)
+    return new.with_mean(post.mean_weight, post.mean_bias), y_all

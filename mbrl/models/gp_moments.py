@@ -49,6 +49,11 @@ def moment_match(post: GPPosterior, mu: Tensor, sigma: Tensor) -> tuple[Tensor, 
 
     With ``x ~ N(mu, sigma)`` and ``f_a`` the latent GP of output ``a``, returns the mean and
     covariance of ``f(x)`` (latent: likelihood noise not included) and ``cov[x, f(x)]``.
+
+    A linear prior mean ``f = W x + b + g(x)`` (``post.mean_weight``) is exact too: with
+    ``C = cov[x, g(x)]`` (PILCO's input-output covariance of the kernel part ``g``),
+    ``E[f] = W mu + b + E[g]``, ``cov[f] = W sigma W^T + W C + C^T W^T + cov[g]`` and
+    ``cov[x, f] = sigma W^T + C``.
     Memory is ``O(M * O^2 * N^2)``: keep the number of (inducing) points ``N`` moderate.
 
     Args:
@@ -106,6 +111,13 @@ def moment_match(post: GPPosterior, mu: Tensor, sigma: Tensor) -> tuple[Tensor, 
     qm_aa = torch.diagonal(qm, dim1=1, dim2=2).permute(0, 3, 1, 2)  # (M, O, N, N)
     expected_var = sf2.unsqueeze(0) - (post.q.unsqueeze(0) * qm_aa).sum((-1, -2))
     cov = cov + torch.diag_embed(expected_var)
+    prior = post.prior_mean(mu)
+    if prior is not None:
+        w_t = post.mean_weight.transpose(0, 1)  # (D, O)
+        lin_io = sigma @ w_t  # cov[x, W x] (M, D, O)
+        w_io = w_t.transpose(0, 1) @ io_cov  # cov[W x, g(x)] (M, O, O)
+        cov = cov + w_t.transpose(0, 1) @ lin_io + w_io + w_io.transpose(-1, -2)
+        mean, io_cov = mean + prior, io_cov + lin_io
     cov = 0.5 * (cov + cov.transpose(-1, -2))
     return mean, cov, io_cov
 
