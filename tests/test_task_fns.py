@@ -68,3 +68,6 @@ def test_planning_reward_keeps_survival_ranking_and_breaks_ties():
     r = fns.planning_reward(obs, torch.zeros(3, 1), nxt)
     assert r[0] > r[1] > r[2] == 0.0  # upright beats tilted; a terminating step earns nothing
     assert r[1] >= 0.5  # any surviving step is worth more than the shaping can take away
+    off_centre = nxt[:1].clone()
+    off_centre[0, 0] = 0.6  # same pole, cart drifting towards the slider stop at |x| = 1
+    assert fns.planning_reward(obs[:1], torch.zeros(1, 1), off_centre) < r[0]

@@ -64,14 +64,14 @@ def inverted_pendulum_reward(obs: Tensor, action: Tensor, next_obs: Tensor) -> T
 def inverted_pendulum_planning_reward(obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
     """InvertedPendulum-v5 alive bonus minus a tie-breaking distance from failure.
 
-    ``alive * (1 - 0.1 (angle / 0.2)^2 - 0.1 x^2)``: surviving a step is always worth more
+    ``alive * (1 - 0.1 (angle / 0.2)^2 - 0.5 x^2)``: surviving a step is always worth more
     than any shaping term, so the ranking by survival is kept, and among candidates that all
     survive the horizon the one keeping the pole upright and the cart centred wins. The cart
     term matters: the slider stops at ``|x| = 1``, and a cart that drifts into the stop topples
     the pole a few hundred steps in, long after a short horizon could see it coming.
     """
     alive = inverted_pendulum_reward(obs, action, next_obs)
-    shaping = 0.1 * (next_obs[:, 1] / 0.2).square() + 0.1 * next_obs[:, 0].square()
+    shaping = 0.1 * (next_obs[:, 1] / 0.2).square() + 0.5 * next_obs[:, 0].square()
     return alive * (1.0 - shaping.clamp(max=0.5))
 
 
