@@ -25,15 +25,13 @@ switched to ``propagation="expectation"`` for the duration of each solve (and re
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from mbrl.models.base import DIFFERENTIABLE, DynamicsModel
+from mbrl.models.base import DIFFERENTIABLE, DynamicsModel, mean_dynamics
 from mbrl.planners.base import Planner, as_obs_tensor
 from mbrl.planners.ilqr_boxqp import box_qp
 from mbrl.planners.ilqr_derivatives import (
@@ -178,24 +176,6 @@ class _Trajectory:
     u: Tensor  # (B, H, A)
     cost: Tensor  # (B,)
     weights: Tensor  # (B, H): gamma^t * alive_t
-
-
-@contextlib.contextmanager
-def mean_dynamics(model: DynamicsModel) -> Iterator[DynamicsModel]:
-    """Within the block, a model with ``propagation`` modes steps through its ensemble mean.
-
-    Sets ``model.propagation = "expectation"`` (deterministic and differentiable) and restores
-    the previous mode afterwards, also on error. Other models are used as they are.
-    """
-    previous = getattr(model, "propagation", None)
-    if previous is None or previous == "expectation":
-        yield model
-        return
-    model.propagation = "expectation"
-    try:
-        yield model
-    finally:
-        model.propagation = previous
 
 
 class ILQR(Planner):

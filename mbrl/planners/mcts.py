@@ -42,8 +42,7 @@ from __future__ import annotations
 
 import math
 import types
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -51,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mbrl.models.base import DynamicsModel
+from mbrl.models.base import DynamicsModel, propagation_mode
 from mbrl.planners.base import Planner, as_obs_tensor
 from mbrl.planners.mcts_numpy import SelectParams, descend_numpy
 from mbrl.planners.mcts_select import (
@@ -451,7 +450,7 @@ class MCTS(Planner):
             ValueError: ``obs`` is not ``(O,)``, holds NaN/inf, or the model rejects it.
         """
         obs = as_obs_tensor(obs, self.model.obs_dim, self.device)
-        with self._search_mode():
+        with propagation_mode(self.model, self.config.propagation):
             tree = self._reused_tree(obs)
             if tree is None:
                 tree = self._new_tree(obs.unsqueeze(0), self.config.num_simulations + 1)
@@ -479,24 +478,10 @@ class MCTS(Planner):
         """
         obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         self.model.check_obs(obs)
-        with self._search_mode():
+        with propagation_mode(self.model, self.config.propagation):
             return self._run(self._new_tree(obs, self.config.num_simulations + 1))
 
     # ------------------------------------------------------------------- internals
-    @contextmanager
-    def _search_mode(self) -> Iterator[None]:
-        """Set the ensemble's propagation for the search and restore it afterwards."""
-        prop = self.config.propagation
-        has = prop is not None and hasattr(self.model, "propagation")
-        old = getattr(self.model, "propagation", None)
-        if has:
-            self.model.propagation = prop
-        try:
-            yield
-        finally:
-            if has:
-                self.model.propagation = old
-
     def _slot_actions(self, tree: Tree, b: Tensor, node: Tensor, slot: Tensor) -> Tensor:
         """Encoded actions ``(R, A)`` of slots ``slot (R,)`` at nodes ``(b (R,), node (R,))``."""
         if self.codec.discrete:

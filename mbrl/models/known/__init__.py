@@ -14,13 +14,37 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Any
+from typing import Any, ClassVar
 
 from mbrl.models.base import DynamicsModel
 from mbrl.models.registry import ModelContext, register_model
 from mbrl.util.configs import config_from_options
 
 _KNOWN: dict[str, type[DynamicsModel]] = {}
+
+
+class KnownModel(DynamicsModel):
+    """Base of known models whose physical constants are a frozen ``config_class`` dataclass.
+
+    ``cls(config=None)`` uses ``config_class()`` defaults; subclasses set ``config_class``,
+    ``obs_dim`` and ``action_dim`` and implement ``step``.
+
+    Raises:
+        TypeError: ``config`` is not a ``config_class`` instance.
+    """
+
+    config_class: ClassVar[type]
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__()
+        cls = self.config_class
+        if config is not None and not isinstance(config, cls):
+            raise TypeError(f"config must be a {cls.__name__}, got {type(config).__name__}")
+        self.config = config if config is not None else cls()
+
+    def init_kwargs(self) -> dict:
+        """Constructor arguments (for checkpoints)."""
+        return {"config": self.config}
 
 
 def register_known_model(env_id: str, cls: type[DynamicsModel], *, overwrite: bool = False) -> None:
@@ -110,6 +134,7 @@ for _info in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_info.name}")
 
 __all__ = [
+    "KnownModel",
     "build_known_model",
     "known_model_class",
     "known_model_env_ids",

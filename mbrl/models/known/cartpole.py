@@ -24,10 +24,10 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from mbrl.models.base import DETERMINISTIC, DynamicsModel, ModelState
+from mbrl.models.base import DETERMINISTIC, ModelState
 from mbrl.models.checkpoint import register_checkpointable
 from mbrl.models.configs import register_config
-from mbrl.models.known import register_known_model
+from mbrl.models.known import KnownModel, register_known_model
 
 
 @register_config
@@ -64,7 +64,7 @@ class CartPoleConfig:
 
 
 @register_checkpointable
-class KnownCartPole(DynamicsModel):
+class KnownCartPole(KnownModel):
     """Exact CartPole-v1 dynamics: ``step(obs (M, 4), action (M, 2) one-hot) -> next obs (M, 4)``.
 
     Computation runs in the observation's dtype on its device (pass float64 observations for
@@ -80,15 +80,8 @@ class KnownCartPole(DynamicsModel):
     config_class: ClassVar[type] = CartPoleConfig
 
     def __init__(self, config: CartPoleConfig | None = None) -> None:
-        super().__init__()
-        if config is not None and not isinstance(config, CartPoleConfig):
-            raise TypeError(f"config must be a CartPoleConfig, got {type(config).__name__}")
-        self.config = config if config is not None else CartPoleConfig()
+        super().__init__(config)
         self.obs_dim, self.action_dim = 4, 2
-
-    def init_kwargs(self) -> dict:
-        """Constructor arguments (for checkpoints)."""
-        return {"config": self.config}
 
     def step(
         self, state: ModelState, action: Tensor, generator: torch.Generator | None = None

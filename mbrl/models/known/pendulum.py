@@ -19,10 +19,10 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from mbrl.models.base import DETERMINISTIC, DIFFERENTIABLE, DynamicsModel, ModelState
+from mbrl.models.base import DETERMINISTIC, DIFFERENTIABLE, ModelState
 from mbrl.models.checkpoint import register_checkpointable
 from mbrl.models.configs import register_config
-from mbrl.models.known import register_known_model
+from mbrl.models.known import KnownModel, register_known_model
 
 
 @register_config
@@ -53,7 +53,7 @@ class PendulumConfig:
 
 
 @register_checkpointable
-class KnownPendulum(DynamicsModel):
+class KnownPendulum(KnownModel):
     """Exact Pendulum-v1 dynamics: ``step(obs (M, 3), action (M, 1)) -> next obs (M, 3)``.
 
     Observations are ``[cos th, sin th, thdot]``; computation runs in the observation's dtype on
@@ -67,15 +67,8 @@ class KnownPendulum(DynamicsModel):
     config_class: ClassVar[type] = PendulumConfig
 
     def __init__(self, config: PendulumConfig | None = None) -> None:
-        super().__init__()
-        if config is not None and not isinstance(config, PendulumConfig):
-            raise TypeError(f"config must be a PendulumConfig, got {type(config).__name__}")
-        self.config = config if config is not None else PendulumConfig()
+        super().__init__(config)
         self.obs_dim, self.action_dim = 3, 1
-
-    def init_kwargs(self) -> dict:
-        """Constructor arguments (for checkpoints)."""
-        return {"config": self.config}
 
     def step(
         self, state: ModelState, action: Tensor, generator: torch.Generator | None = None
