@@ -26,7 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="gymnasium id, or module:Env-v0 (default %(default)s)",
     )
     p.add_argument(
-        "--model", default=defaults.model, help=f"one of {model_names()} (default %(default)s)"
+        "--model",
+        default=defaults.model,
+        help=f"one of {[*model_names(), 'rssm']} (default %(default)s); rssm runs the PlaNet "
+        "loop (latent world model, see docs/rssm.md)",
     )
     p.add_argument(
         "--planner",
@@ -93,6 +96,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the loop from parsed flags; prints the last-3 mean return at the end."""
+    if args.model == "rssm":  # latent world model: the PlaNet loop
+        from mbrl.agents.planet_loop import main_from_args
+
+        return main_from_args(args, RunConfig())
     cfg = RunConfig(
         env_id=args.env,
         model=args.model,

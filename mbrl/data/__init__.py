@@ -1,5 +1,6 @@
-"""Data containers: transition buffers and batches."""
+"""Data containers: transition and sequence (episode) buffers and their batches."""
 
 from mbrl.data.buffer import TransitionBatch, TransitionBuffer
+from mbrl.data.sequence_buffer import SequenceBatch, SequenceBuffer
 
-__all__ = ["TransitionBatch", "TransitionBuffer"]
+__all__ = ["SequenceBatch", "SequenceBuffer", "TransitionBatch", "TransitionBuffer"]

@@ -16,6 +16,10 @@ from mbrl.models.ensemble import GaussianEnsemble
 from mbrl.models.layers import EnsembleLinear, EnsembleMLP
 from mbrl.models.mlp import MLPDynamics
 from mbrl.models.normalization import Normalizer
+from mbrl.models.rssm import RSSM, LatentState
+from mbrl.models.rssm_latent import LatentDynamics, LatentReward
+from mbrl.models.rssm_networks import RSSMConfig
+from mbrl.models.rssm_training import RSSMTrainConfig, RSSMTrainer
 from mbrl.models.task_models import LearnedReward, LearnedTermination
 from mbrl.models.training import FitConfig, FitReport, fit
 
@@ -31,11 +35,18 @@ __all__ = [
     "FitConfig",
     "FitReport",
     "GaussianEnsemble",
+    "LatentDynamics",
+    "LatentReward",
+    "LatentState",
     "LearnedReward",
     "LearnedTermination",
     "MLPDynamics",
     "ModelState",
     "Normalizer",
+    "RSSM",
+    "RSSMConfig",
+    "RSSMTrainConfig",
+    "RSSMTrainer",
     "fit",
     "load_checkpoint",
     "load_weights",
