@@ -98,30 +98,20 @@ def test_load_rejects_corrupt_and_foreign_files(tmp_path):
         TransitionBuffer.load(tmp_path / "missing.pt")
 
 
+def _flag_only_batch(terminated: torch.Tensor, truncated: torch.Tensor):
+    n = terminated.shape[0]
+    buf = TransitionBuffer(1, 1, n)
+    zeros = torch.zeros(n, 1)
+    buf.add(zeros, zeros, torch.zeros(n), zeros, terminated, truncated)
+    return buf.all()
+
+
 def test_batch_episodes_split_at_terminated_and_truncated_rows():
-    n = 7
-    flags = torch.zeros(n, dtype=torch.bool)
-    terminated, truncated = flags.clone(), flags.clone()
+    terminated = torch.zeros(7, dtype=torch.bool)
+    truncated = torch.zeros(7, dtype=torch.bool)
     terminated[1] = True  # episode 0: rows 0-1 (terminated)
     truncated[4] = True  # episode 1: rows 2-4 (truncated); rows 5-6 still running
-    buf = TransitionBuffer(1, 1, n)
-    buf.add(
-        torch.zeros(n, 1),
-        torch.zeros(n, 1),
-        torch.zeros(n),
-        torch.zeros(n, 1),
-        terminated,
-        truncated,
-    )
-    assert buf.all().episodes() == [slice(0, 2), slice(2, 5), slice(5, 7)]
-    truncated[6] = True
-    closed = TransitionBuffer(1, 1, n)
-    closed.add(
-        torch.zeros(n, 1),
-        torch.zeros(n, 1),
-        torch.zeros(n),
-        torch.zeros(n, 1),
-        terminated,
-        truncated,
-    )
-    assert closed.all().episodes() == [slice(0, 2), slice(2, 5), slice(5, 7)]
+    expected = [slice(0, 2), slice(2, 5), slice(5, 7)]
+    assert _flag_only_batch(terminated, truncated).episodes() == expected
+    truncated[6] = True  # the last episode closed: same slices, none left open
+    assert _flag_only_batch(terminated, truncated).episodes() == expected
