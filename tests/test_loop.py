@@ -167,6 +167,29 @@ def test_presets_fill_only_what_the_user_left_default():
     assert apply_preset(RunConfig(model="known"), "Pendulum-v1").model_options == {}
 
 
+def test_typed_flags_beat_presets_even_at_default_values():
+    import argparse
+
+    from mbrl.agents.presets import apply_preset
+    from mbrl.commands import run as run_command
+
+    parser = argparse.ArgumentParser()
+    run_command.register(parser.add_subparsers())
+    env = "InvertedPendulum-v5"  # preset: horizon 25, 1 particle, 5 seed episodes
+    typed = run_command.config_from_args(
+        parser.parse_args(["run", "--env", env, "--horizon", "15", "--particles", "5"])
+    )
+    assert typed.explicit == {"horizon", "n_particles"}
+    cfg = apply_preset(typed, env)
+    assert (cfg.horizon, cfg.n_particles, cfg.seed_episodes) == (15, 5, 5)
+    untyped = apply_preset(
+        run_command.config_from_args(parser.parse_args(["run", "--env", env])), env
+    )
+    assert (untyped.horizon, untyped.n_particles, untyped.episodes) == (25, 1, RunConfig().episodes)
+    with pytest.raises(ValueError, match="explicit"):
+        RunConfig(explicit=frozenset({"horizn"}))
+
+
 def test_seed_phase_collects_until_enough_transitions():
     cfg = RunConfig(**{**TINY, "max_episode_steps": 5, "episodes": 1, "min_seed_transitions": 12})
     kinds = [r.kind for r in run(cfg).records]

@@ -66,6 +66,8 @@ class RunConfig:
         compute_dtype: ``float32`` or ``bfloat16`` (opt-in faster planning on AMX CPUs / GPUs).
         use_preset: apply the env's tuned defaults (:mod:`mbrl.agents.presets`) to fields
             still at their defaults (default True).
+        explicit: names of fields the user set on purpose; presets never replace them, even
+            when the value equals the default (``mbrl run`` fills it from the typed flags).
         progress: show progress bars and per-episode lines (default True).
     """
 
@@ -89,8 +91,13 @@ class RunConfig:
     compute_dtype: str = "float32"
     use_preset: bool = True
     progress: bool = True
+    explicit: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "explicit", frozenset(self.explicit))
+        unknown = self.explicit - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(f"explicit names unknown RunConfig fields: {sorted(unknown)}")
         check_positive_int(self.episodes, "episodes", minimum=0)
         check_positive_int(self.seed_episodes, "seed_episodes", minimum=0)
         check_positive_int(self.horizon, "horizon")
@@ -179,6 +186,11 @@ def _log(cfg: RunConfig, msg: str) -> None:
         tqdm.write(msg, file=sys.stdout)
 
 
+def _json_default(value: Any) -> Any:
+    """JSON for config values json cannot encode: sets as sorted lists, the rest as strings."""
+    return sorted(value) if isinstance(value, set | frozenset) else str(value)
+
+
 def _save_outputs(
     out: Path, cfg: RunConfig, records: list[EpisodeRecord], model, buffer, task_models
 ) -> None:
@@ -190,7 +202,7 @@ def _save_outputs(
         "seed": cfg.seed,
         "device": cfg.device,
         "compute_dtype": cfg.compute_dtype,
-        "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str)),
+        "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=_json_default)),
         "episodes": [
             {"return": r.episode_return, "steps": r.steps, "plan_ms": r.plan_ms, "kind": r.kind}
             for r in records

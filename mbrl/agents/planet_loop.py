@@ -381,8 +381,9 @@ def planet_config_from_args(args: argparse.Namespace, run_defaults: Any) -> Plan
     from mbrl.commands.options import parse_key_values
 
     defaults = PlanetConfig()
+    # Flags not typed are None (see mbrl.commands.run); a typed value always wins.
     pick = lambda value, run_default, planet_default: (  # noqa: E731
-        planet_default if value == run_default else value
+        planet_default if value is None else value
     )
     opts = parse_key_values(args.model_opt, "--model-opt")
     loop = {k: opts.pop(k) for k in list(opts) if k in _LOOP_KEYS}

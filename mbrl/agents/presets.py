@@ -1,8 +1,9 @@
 """Tuned per-env defaults for :class:`~mbrl.agents.loop.RunConfig`.
 
 A preset only fills what the user left at its default, so an explicit flag always wins: plain
-fields are replaced only while they hold their default, and option dicts are merged with the
-user's keys taking precedence. Planner and model options are keyed by planner / model name,
+fields are replaced only while they hold their default and are not named in the config's
+``explicit`` set (a flag typed with the default value stays), and option dicts are merged with
+the user's keys taking precedence. Planner and model options are keyed by planner / model name,
 since each has its own config. Each preset was chosen to run well on a 2-core CPU.
 """
 
@@ -93,6 +94,6 @@ def apply_preset(cfg: Any, env_id: str) -> Any:
             changes[key] = {**value.get(cfg.model, {}), **current}
         elif isinstance(value, dict):
             changes[key] = {**value, **current}
-        elif current == getattr(defaults, key):
+        elif current == getattr(defaults, key) and key not in getattr(cfg, "explicit", ()):
             changes[key] = value
     return dataclasses.replace(cfg, **changes) if changes else cfg

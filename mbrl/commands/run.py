@@ -42,14 +42,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=["known", "learned"],
         help="task functions (default %(default)s)",
     )
+    # Flags an env preset may tune default to None, so a value the user typed (even one equal to
+    # the built-in default) is known to be explicit and never replaced by the preset.
     p.add_argument(
-        "--episodes", type=int, default=defaults.episodes, help="MPC episodes (default %(default)s)"
+        "--episodes", type=int, default=None, help=f"MPC episodes (default {defaults.episodes})"
     )
     p.add_argument(
         "--seed-episodes",
         type=int,
-        default=defaults.seed_episodes,
-        help="random episodes first (default %(default)s)",
+        default=None,
+        help=f"random episodes first (default: env preset or {defaults.seed_episodes})",
     )
     p.add_argument(
         "--seed", type=int, default=defaults.seed, help="random seed (default %(default)s)"
@@ -61,14 +63,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--horizon",
         type=int,
-        default=defaults.horizon,
-        help="planning horizon (default: env preset or %(default)s)",
+        default=None,
+        help=f"planning horizon (default: env preset or {defaults.horizon})",
     )
     p.add_argument(
         "--particles",
         type=int,
-        default=defaults.n_particles,
-        help="particles per candidate (default %(default)s)",
+        default=None,
+        help=f"particles per candidate (default: env preset or {defaults.n_particles})",
     )
     p.add_argument(
         "--dtype",
@@ -94,31 +96,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
-def main(args: argparse.Namespace) -> int:
-    """Run the loop from parsed flags; prints the last-3 mean return at the end."""
-    if args.model == "rssm":  # latent world model: the PlaNet loop
-        from mbrl.agents.planet_loop import main_from_args
+_PRESET_FLAGS = {
+    "episodes": "episodes",
+    "seed_episodes": "seed_episodes",
+    "horizon": "horizon",
+    "n_particles": "particles",
+}
+"""RunConfig field -> argparse dest of the flags that default to None (see ``register``)."""
 
-        return main_from_args(args, RunConfig())
-    cfg = RunConfig(
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The :class:`RunConfig` of parsed ``mbrl run`` flags; typed flags are marked explicit."""
+    defaults = RunConfig()
+    given = {field: getattr(args, dest) for field, dest in _PRESET_FLAGS.items()}
+    return RunConfig(
         env_id=args.env,
         model=args.model,
         planner=args.planner,
         reward=args.reward,
-        episodes=args.episodes,
-        seed_episodes=args.seed_episodes,
         seed=args.seed,
         device=args.device,
         out=args.out,
-        horizon=args.horizon,
-        n_particles=args.particles,
         compute_dtype=args.dtype,
         max_episode_steps=args.max_episode_steps,
         planner_options=parse_key_values(args.planner_opt, "--planner-opt"),
         model_options=parse_key_values(args.model_opt, "--model-opt"),
         use_preset=not args.no_preset,
         progress=not args.quiet,
+        explicit=frozenset(f for f, v in given.items() if v is not None),
+        **{f: getattr(defaults, f) if v is None else v for f, v in given.items()},
     )
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the loop from parsed flags; prints the last-3 mean return at the end."""
+    if args.model == "rssm":  # latent world model: the PlaNet loop
+        from mbrl.agents.planet_loop import main_from_args
+
+        return main_from_args(args, RunConfig())
+    cfg = config_from_args(args)
     result = run(cfg)
     returns = result.mpc_returns
     if returns:
