@@ -146,9 +146,9 @@ class DeltaModel(DynamicsModel):
         z = self.coords.to_model(batch.obs)
         return z, self.coords.wrap(self.coords.to_model(batch.next_obs) - z)
 
-    def _advance(self, obs: Tensor, delta: Tensor) -> Tensor:
-        """Observation after adding ``delta (M, O)`` (model coordinates) to ``obs (M, O)``."""
-        return self.coords.from_model(self.coords.wrap(self.coords.to_model(obs) + delta))
+    def _advance(self, z: Tensor, delta: Tensor) -> Tensor:
+        """Observation after adding ``delta (M, O)`` to ``z (M, O)``, both in model coordinates."""
+        return self.coords.from_model(self.coords.wrap(z + delta))
 
     # ----------------------------------------------------------------- prediction
     @property
@@ -210,8 +210,9 @@ class DeltaModel(DynamicsModel):
         self, state: ModelState, action: Tensor, generator: torch.Generator | None = None
     ) -> ModelState:
         """``state (M, O)``, ``action (M, A)`` -> next observation ``(M, O)`` (state's dtype)."""
-        inp = self.input_norm.normalize(self._features(self.coords.to_model(state), action))
-        return self._advance(state, self.output_norm.denormalize(self._delta(inp, generator)))
+        z = self.coords.to_model(state)
+        inp = self.input_norm.normalize(self._features(z, action))
+        return self._advance(z, self.output_norm.denormalize(self._delta(inp, generator)))
 
     def predict(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         """Ensemble-moment prediction of the next observation.
@@ -225,7 +226,8 @@ class DeltaModel(DynamicsModel):
             ``(A cos, A sin)`` components the model predicts, not of amplitude and phase.
         """
         self.check_obs(obs)
-        inp = self.input_norm.normalize(self._features(self.coords.to_model(obs), action))
+        z = self.coords.to_model(obs)
+        inp = self.input_norm.normalize(self._features(z, action))
         n_act = self.num_active
         elites = self.elites if n_act < self.ensemble_size else None
         mean, logvar = self._members_forward(inp.unsqueeze(0).expand(n_act, -1, -1), elites)
@@ -234,7 +236,7 @@ class DeltaModel(DynamicsModel):
         var = mean_delta.var(0, unbiased=False)
         if logvar is not None:
             var = var + (logvar.exp() * std.square()).mean(0)
-        return self._advance(obs, mean_delta.mean(0)), var
+        return self._advance(z, mean_delta.mean(0)), var
 
     def member_disagreement(self, obs: Tensor, action: Tensor) -> Tensor:
         """Max over members of the distance of each member's mean from the ensemble mean: ``(B,)``."""
