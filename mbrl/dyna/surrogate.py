@@ -376,7 +376,57 @@ class SurrogateCore:
 
 
 # --------------------------------------------------------------------------- single env
-class SurrogateEnv(gym.Env):
+class SurrogateHandle:
+    """What :class:`SurrogateEnv` and the vector env share: the core, the episode cap, the
+    metadata and the env's own ``torch.Generator`` (seeded through ``reset(seed=)``)."""
+
+    core: SurrogateCore
+    np_random: np.random.Generator
+
+    def _init_surrogate(
+        self,
+        core_args: tuple,
+        max_episode_steps: int | None,
+        uncertainty_penalty: float,
+        clip_observations: bool,
+        info: dict[str, Any] | None,
+    ) -> None:
+        """Build the core from ``core_args`` (:class:`SurrogateCore`'s positional arguments)."""
+        if max_episode_steps is not None:
+            check_positive_int(max_episode_steps, "max_episode_steps")
+        self.core = SurrogateCore(
+            *core_args,
+            uncertainty_penalty=uncertainty_penalty,
+            clip_observations=clip_observations,
+        )
+        self.max_episode_steps = max_episode_steps
+        self.surrogate_info = dict(info or {})
+        self._gen = torch.Generator(device=self.core.device)
+        self._gen_seeded = False
+        self._state: Any = None
+        self._obs: Tensor | None = None
+
+    @property
+    def model(self) -> DynamicsModel:
+        """The dynamics model."""
+        return self.core.model
+
+    @property
+    def generator(self) -> torch.Generator:
+        """The env's own ``torch.Generator`` (seeded by ``reset(seed=)``)."""
+        return self._gen
+
+    def _seed_generator(self, seed: int | None) -> None:
+        """Seed the generator from ``reset(seed=)``, or once from ``np_random`` if never seeded."""
+        if seed is not None:
+            self._gen.manual_seed(int(seed))
+            self._gen_seeded = True
+        elif not self._gen_seeded:
+            self._gen.manual_seed(int(self.np_random.integers(0, 2**62)))
+            self._gen_seeded = True
+
+
+class SurrogateEnv(SurrogateHandle, gym.Env):
     """A learned model of an env as a ``gymnasium.Env`` (see the module docstring for details).
 
     ``reset(seed=, options=) -> (obs (O,), info)``; ``options={"state": obs (O,)}`` starts from
@@ -411,37 +461,17 @@ class SurrogateEnv(gym.Env):
         clip_observations: bool = True,
         info: dict[str, Any] | None = None,
     ) -> None:
-        if max_episode_steps is not None:
-            check_positive_int(max_episode_steps, "max_episode_steps")
-        self.core = SurrogateCore(
-            model,
-            observation_space,
-            action_space,
-            reward_fn,
-            termination_fn,
-            start_states,
-            uncertainty_penalty=uncertainty_penalty,
-            clip_observations=clip_observations,
+        core_args = (model, observation_space, action_space, reward_fn, termination_fn)
+        self._init_surrogate(
+            (*core_args, start_states),
+            max_episode_steps,
+            uncertainty_penalty,
+            clip_observations,
+            info,
         )
         self.observation_space = observation_space
         self.action_space = action_space
-        self.max_episode_steps = max_episode_steps
-        self.surrogate_info = dict(info or {})
-        self._gen = torch.Generator(device=self.core.device)
-        self._gen_seeded = False
-        self._state: Any = None
-        self._obs: Tensor | None = None
         self._steps = 0
-
-    @property
-    def model(self) -> DynamicsModel:
-        """The dynamics model."""
-        return self.core.model
-
-    @property
-    def generator(self) -> torch.Generator:
-        """The env's own ``torch.Generator`` (seeded by ``reset(seed=)``)."""
-        return self._gen
 
     def _to_numpy(self, obs: Tensor) -> np.ndarray:
         return obs.reshape(-1).cpu().numpy().astype(self.core.obs_dtype, copy=True)
@@ -455,12 +485,7 @@ class SurrogateEnv(gym.Env):
             ``(obs (O,), info)``.
         """
         super().reset(seed=seed)
-        if seed is not None:
-            self._gen.manual_seed(int(seed))
-            self._gen_seeded = True
-        elif not self._gen_seeded:
-            self._gen.manual_seed(int(self.np_random.integers(0, 2**62)))
-            self._gen_seeded = True
+        self._seed_generator(seed)
         options = options or {}
         if options.get("state") is not None:
             obs = self.core.check_state(options["state"], 1)

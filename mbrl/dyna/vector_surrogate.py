@@ -25,8 +25,8 @@ from torch import Tensor
 from mbrl.data.buffer import TransitionBuffer
 from mbrl.dyna.surrogate import (
     RewardFn,
-    SurrogateCore,
     SurrogateEnv,
+    SurrogateHandle,
     TerminationFn,
     _load_parts,
 )
@@ -34,7 +34,7 @@ from mbrl.models.base import DynamicsModel
 from mbrl.validation import check_positive_int
 
 
-class SurrogateVectorEnv(gym.vector.VectorEnv):
+class SurrogateVectorEnv(SurrogateHandle, gym.vector.VectorEnv):
     """``num_envs`` surrogate copies as one batched ``gymnasium.vector.VectorEnv``.
 
     ``reset(seed=, options=) -> (obs (N, O), infos)``; options: ``{"states": (N, O)}`` starts
@@ -73,29 +73,19 @@ class SurrogateVectorEnv(gym.vector.VectorEnv):
         info: dict[str, Any] | None = None,
     ) -> None:
         check_positive_int(num_envs, "num_envs")
-        if max_episode_steps is not None:
-            check_positive_int(max_episode_steps, "max_episode_steps")
-        self.core = SurrogateCore(
-            model,
-            observation_space,
-            action_space,
-            reward_fn,
-            termination_fn,
-            start_states,
-            uncertainty_penalty=uncertainty_penalty,
-            clip_observations=clip_observations,
+        core_args = (model, observation_space, action_space, reward_fn, termination_fn)
+        self._init_surrogate(
+            (*core_args, start_states),
+            max_episode_steps,
+            uncertainty_penalty,
+            clip_observations,
+            info,
         )
         self.num_envs = int(num_envs)
         self.single_observation_space = observation_space
         self.single_action_space = action_space
         self.observation_space = batch_space(observation_space, self.num_envs)
         self.action_space = batch_space(action_space, self.num_envs)
-        self.max_episode_steps = max_episode_steps
-        self.surrogate_info = dict(info or {})
-        self._gen = torch.Generator(device=self.core.device)
-        self._gen_seeded = False
-        self._state: Any = None
-        self._obs: Tensor | None = None
         self._steps = np.zeros(self.num_envs, dtype=np.int64)
 
     @classmethod
@@ -119,16 +109,6 @@ class SurrogateVectorEnv(gym.vector.VectorEnv):
             info=env.surrogate_info,
         )
 
-    @property
-    def model(self) -> DynamicsModel:
-        """The dynamics model."""
-        return self.core.model
-
-    @property
-    def generator(self) -> torch.Generator:
-        """The env's own ``torch.Generator`` (seeded by ``reset(seed=)``)."""
-        return self._gen
-
     def _numpy_obs(self, obs: Tensor) -> np.ndarray:
         return obs.cpu().numpy().astype(self.core.obs_dtype, copy=True)
 
@@ -141,12 +121,7 @@ class SurrogateVectorEnv(gym.vector.VectorEnv):
             ``(obs (N, O), infos)``.
         """
         super().reset(seed=seed)
-        if seed is not None:
-            self._gen.manual_seed(int(seed))
-            self._gen_seeded = True
-        elif not self._gen_seeded:
-            self._gen.manual_seed(int(self.np_random.integers(0, 2**62)))
-            self._gen_seeded = True
+        self._seed_generator(seed)
         options = options or {}
         n = self.num_envs
         mask = options.get("reset_mask")
