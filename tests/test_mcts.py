@@ -123,6 +123,43 @@ def test_perfect_value_function_needs_few_simulations() -> None:
     assert torch.equal(out.slot, q_star.argmax(1))
 
 
+def test_value_weight_mixes_rollouts_with_the_leaf_value() -> None:
+    nxt, rewards = random_mdps(5, 10, 3, 0)
+    q_star = q_iteration(nxt, rewards, 0.6)
+    v_star = q_star.amax(1)
+    gaps = []
+    for weight in (0.0, 0.25, 0.5, 1.0):
+        cfg = MCTSConfig(
+            num_simulations=12,
+            leaves_per_batch=4,
+            rollout_depth=6,
+            rollout_from_root=False,
+            gamma=0.6,
+            max_depth=1,
+            value_weight=weight,
+        )
+        planner = MCTS(
+            TabularModel(nxt),
+            table_reward(rewards),
+            None,
+            DISCRETE3,
+            cfg,
+            generator=torch.Generator().manual_seed(0),
+            value_fn=lambda obs: v_star[obs.argmax(1)],
+        )
+        gaps.append((q_star - planner.search(torch.eye(50)).q_values).mean().item())
+    # Random rollouts (bootstrapped with V*) under-estimate V*; the leaf value is the
+    # (1 - w, w) mix, so the shortfall of Q against Q* shrinks linearly to 0 at w = 1.
+    assert gaps[0] > 0.1
+    expected = [gaps[0], 0.75 * gaps[0], 0.5 * gaps[0], 0.0]
+    assert gaps == pytest.approx(expected, abs=1e-5)
+
+
+def test_value_weight_must_be_a_fraction() -> None:
+    with pytest.raises(ValueError, match=r"value_weight must be in \[0.0, 1.0\]"):
+        MCTSConfig(value_weight=1.5)
+
+
 # ------------------------------------------------------------ determinism, backends
 def test_same_seed_same_search_and_backends_agree() -> None:
     results = []

@@ -322,3 +322,24 @@ def test_phasor_dims_learn_phasor_addition_near_zero_amplitude():
     print("mean |A error|", errors)
     assert errors["phasor"] < 0.02, errors
     assert errors["phasor"] < 0.5 * errors["angle"], errors
+
+
+def test_learned_termination_probability_is_calibrated_despite_class_weighting():
+    # Endings are random with a known rate that depends on the state: 1% below x = 0.5, 30%
+    # above. Class weighting inflates the raw odds ~5x; probability() must undo it.
+    g = torch.Generator().manual_seed(0)
+    n = 6000
+    x = torch.rand(n, 1, generator=g)
+    rate = torch.where(x[:, 0] < 0.5, 0.01, 0.3)
+    ends = torch.rand(n, generator=g) < rate
+    buf = TransitionBuffer(1, 1, capacity=n)
+    buf.add(x, torch.zeros(n, 1), torch.zeros(n), x, ends, torch.zeros(n, dtype=torch.bool))
+    term = LearnedTermination(1, 1, 32, 2)
+    fit(term, buf, FitConfig(max_steps=1500, patience=20), torch.Generator().manual_seed(0))
+    probe = torch.tensor([[0.2], [0.8]])
+    with torch.no_grad():
+        p = term.probability(probe, torch.zeros(2, 1), probe)
+        raw = torch.sigmoid(term.raw(probe, torch.zeros(2, 1), probe))
+    assert p.shape == (2,) and p.dtype == torch.float32
+    assert abs(p[0].item() - 0.01) < 0.01 and abs(p[1].item() - 0.3) < 0.1, p
+    assert abs(raw[0].item() - 0.01) > 0.01  # the weighted odds alone miss that tolerance

@@ -31,6 +31,7 @@ from mbrl.models.checkpoint import save_checkpoint
 from mbrl.models.registry import build_model
 from mbrl.models.task_models import LearnedReward, LearnedTermination
 from mbrl.models.training import FitConfig, FitReport, fit
+from mbrl.models.value_model import LearnedValue, fit_value
 from mbrl.planners.registry import PlannerContext, build_planner, planner_entry
 from mbrl.seeding import make_generator, resolve_device, seed_everything
 from mbrl.spaces import ActionCodec, observation_dim
@@ -59,6 +60,10 @@ class RunConfig:
         min_seed_transitions: least number of random transitions before the first fit
             (default 20: random episodes of some envs end after a step or two).
         horizon / n_particles / gamma: planning horizon, particles, discount (15 / 5 / 1.0).
+        value: ``none`` (default) or ``learned``: fit a state value to the discounted returns
+            of the real episodes (:mod:`mbrl.models.value_model`) after every episode and hand
+            it to the planner, which scores states past its horizon with it. Needs a planner
+            that accepts one (``mcts``) and ``gamma < 1``.
         planner_options: planner config overrides, e.g. ``{"population": 300}``.
         model_options: model config overrides, e.g. ``{"hidden_size": 128}``.
         fit: training settings of the dynamics (and learned task) models.
@@ -84,6 +89,7 @@ class RunConfig:
     horizon: int = 15
     n_particles: int = 5
     gamma: float = 1.0
+    value: str = "none"
     planner_options: dict[str, Any] = field(default_factory=dict)
     model_options: dict[str, Any] = field(default_factory=dict)
     fit: FitConfig = field(default_factory=FitConfig)
@@ -104,6 +110,10 @@ class RunConfig:
         check_positive_int(self.n_particles, "n_particles")
         if self.reward not in ("known", "learned"):
             raise ValueError(f"reward must be 'known' or 'learned', got {self.reward!r}")
+        if self.value not in ("none", "learned"):
+            raise ValueError(f"value must be 'none' or 'learned', got {self.value!r}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
         if self.compute_dtype not in _DTYPES:
             raise ValueError(
                 f"compute_dtype must be one of {sorted(_DTYPES)}, got {self.compute_dtype!r}"
@@ -148,7 +158,8 @@ class RunResult:
     Attributes:
         config: the effective config (preset applied); records: every episode.
         model: the fitted dynamics model; buffer: all real transitions; reward_fn /
-        termination_fn: the task functions used for planning.
+        termination_fn: the task functions used for planning; value_fn: the learned value
+        (``value="learned"``), else None.
     """
 
     config: RunConfig
@@ -157,6 +168,7 @@ class RunResult:
     buffer: TransitionBuffer
     reward_fn: Callable
     termination_fn: Callable | None
+    value_fn: LearnedValue | None = None
 
     @property
     def mpc_returns(self) -> list[float]:
@@ -192,7 +204,7 @@ def _json_default(value: Any) -> Any:
 
 
 def _save_outputs(
-    out: Path, cfg: RunConfig, records: list[EpisodeRecord], model, buffer, task_models
+    out: Path, cfg: RunConfig, records: list[EpisodeRecord], model, buffer, task_models, value
 ) -> None:
     summary = {
         "env": cfg.env_id,
@@ -215,7 +227,23 @@ def _save_outputs(
         save_checkpoint(out / "reward_model.pt", task_models.reward, meta)
         if task_models.termination is not None:
             save_checkpoint(out / "termination_model.pt", task_models.termination, meta)
+    if value is not None:
+        save_checkpoint(out / "value_model.pt", value, meta)
     buffer.save(out / "buffer.pt")
+
+
+def _check_value_planner(cfg: RunConfig) -> None:
+    """Raise ``ValueError`` unless ``value="learned"`` can be used by this run's planner."""
+    if not planner_entry(cfg.planner).planner_class.accepts_value_fn:
+        raise ValueError(
+            f"value='learned' (--value learned) needs a planner that uses a value function "
+            f"(mcts); planner {cfg.planner!r} does not"
+        )
+    if not cfg.gamma < 1.0:
+        raise ValueError(
+            f"value='learned' (--value learned) fits discounted returns and needs gamma < 1 "
+            f"(e.g. --gamma 0.99), got gamma={cfg.gamma}"
+        )
 
 
 class Terminated(Exception):
@@ -275,6 +303,10 @@ def run(config: RunConfig | None = None) -> RunResult:
         learn_term = known is None or known.termination is not None
         task_models = _TaskModels(obs_dim, codec.dim, device, learn_term)
         reward_fn, term_fn = task_models.reward, task_models.termination
+    value = None
+    if cfg.value == "learned":
+        _check_value_planner(cfg)
+        value = LearnedValue(obs_dim).to(device)
     ctx = PlannerContext(
         model,
         reward_fn,
@@ -285,6 +317,7 @@ def run(config: RunConfig | None = None) -> RunResult:
         cfg.n_particles,
         cfg.gamma,
         dict(cfg.planner_options),
+        value,
     )
     planner = build_planner(cfg.planner, ctx)
     agent = MPCAgent(planner, codec, obs_dim, device)
@@ -313,6 +346,8 @@ def run(config: RunConfig | None = None) -> RunResult:
                 )
                 if task_models is not None:
                     task_models.fit(buffer, cfg.fit, gen)
+                if value is not None and len(buffer) >= 2:
+                    fit_value(value, buffer, cfg.gamma, cfg.fit, gen)
                 fit_s = time.perf_counter() - start
                 agent.reset()
                 agent.plan_seconds.clear()
@@ -370,5 +405,5 @@ def run(config: RunConfig | None = None) -> RunResult:
         signals.close()
         env.close()
     if out is not None:
-        _save_outputs(out, cfg, records, model, buffer, task_models)
-    return RunResult(cfg, records, model, buffer, reward_fn, term_fn)
+        _save_outputs(out, cfg, records, model, buffer, task_models, value)
+    return RunResult(cfg, records, model, buffer, reward_fn, term_fn, value)

@@ -56,8 +56,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "MountainCarContinuous-v0": {"horizon": 30, "seed_episodes": 2},
     # MCTS over a learned ensemble: 64 simulations in 2 rounds of 32 leaves (each round one
     # expansion call and one batched 20-step rollout), cheap enough for 500-step episodes.
+    # A 20-step search cannot see the cart drifting to the end of its track (it takes ~100
+    # steps): a value learned from the real returns (gamma 0.99, ~100-step horizon) does.
     "CartPole-v1": {
         "horizon": 20,
+        "gamma": 0.99,
+        "value": "learned",
         "planner_options": {"mcts": {"num_simulations": 64, "leaves_per_batch": 32}},
     },
     # Steering succeeds in 1-3 corrections, so a short horizon suffices; a 10 x 10 response needs

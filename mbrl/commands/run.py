@@ -67,6 +67,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"planning horizon (default: env preset or {defaults.horizon})",
     )
     p.add_argument(
+        "--gamma",
+        type=float,
+        default=None,
+        help=f"planning discount (default: env preset or {defaults.gamma})",
+    )
+    p.add_argument(
+        "--value",
+        default=None,
+        choices=["none", "learned"],
+        help="learned: fit a state value to the real returns and let the planner score states "
+        f"past its horizon with it (mcts; needs --gamma < 1) (default: env preset or "
+        f"{defaults.value})",
+    )
+    p.add_argument(
         "--particles",
         type=int,
         default=None,
@@ -101,6 +115,8 @@ _PRESET_FLAGS = {
     "seed_episodes": "seed_episodes",
     "horizon": "horizon",
     "n_particles": "particles",
+    "gamma": "gamma",
+    "value": "value",
 }
 """RunConfig field -> argparse dest of the flags that default to None (see ``register``)."""
 

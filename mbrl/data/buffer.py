@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import torch
@@ -16,8 +17,24 @@ _FORMAT = "mbrl-transition-buffer"
 _VERSION = 1
 
 
+class RowBatch:
+    """Mixin for frozen dataclasses whose fields are all tensors with the same leading ``N``:
+    ``len``, row indexing and device moves, as :func:`mbrl.models.fit` uses them."""
+
+    def __len__(self) -> int:
+        return int(getattr(self, fields(self)[0].name).shape[0])  # type: ignore[arg-type]
+
+    def index(self, idx: Tensor) -> Self:
+        """Rows ``idx`` (any integer index tensor shape ``S``) -> batch with leading dims ``S``."""
+        return type(self)(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})  # type: ignore[arg-type]
+
+    def to(self, device: torch.device | str) -> Self:
+        """The same batch on ``device``."""
+        return type(self)(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
-class TransitionBatch:
+class TransitionBatch(RowBatch):
     """A batch of ``B`` transitions.
 
     Attributes:
@@ -35,17 +52,6 @@ class TransitionBatch:
     next_obs: Tensor
     terminated: Tensor
     truncated: Tensor
-
-    def __len__(self) -> int:
-        return int(self.obs.shape[0])
-
-    def index(self, idx: Tensor) -> TransitionBatch:
-        """Rows ``idx`` (any integer index tensor shape ``S``) -> batch with leading dims ``S``."""
-        return TransitionBatch(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
-
-    def to(self, device: torch.device | str) -> TransitionBatch:
-        """The same batch on ``device``."""
-        return TransitionBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
     def episodes(self) -> list[slice]:
         """Row ranges of the episodes in a batch stored in time order (e.g. ``buffer.all()``).

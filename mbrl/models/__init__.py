@@ -22,6 +22,7 @@ from mbrl.models.rssm_networks import RSSMConfig
 from mbrl.models.rssm_training import RSSMTrainConfig, RSSMTrainer
 from mbrl.models.task_models import LearnedReward, LearnedTermination
 from mbrl.models.training import FitConfig, FitReport, fit
+from mbrl.models.value_model import LearnedValue, fit_value
 
 __all__ = [
     "DETERMINISTIC",
@@ -40,6 +41,7 @@ __all__ = [
     "LatentState",
     "LearnedReward",
     "LearnedTermination",
+    "LearnedValue",
     "MLPDynamics",
     "ModelState",
     "Normalizer",
@@ -48,6 +50,7 @@ __all__ = [
     "RSSMTrainConfig",
     "RSSMTrainer",
     "fit",
+    "fit_value",
     "load_checkpoint",
     "load_weights",
     "register_checkpointable",

@@ -124,11 +124,18 @@ class LearnedTermination(_TransitionScorer):
         self.pos_weight.copy_((neg / pos.clamp_min(1.0)).clamp(1.0, 1000.0))
 
     def probability(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
-        """Termination probability ``(M,)``."""
-        return torch.sigmoid(self.raw(obs, action, next_obs))
+        """Calibrated termination probability ``(M,)``.
+
+        Weighting the rare positives by ``pos_weight`` in training multiplies the predicted
+        odds by ``pos_weight``; subtracting ``log(pos_weight)`` from the logit undoes that, so
+        an ordinary transition is not given the ~1-5% ending chance the weighted classifier
+        assigns it (which, compounded over a search horizon, planners would chase as if real).
+        """
+        return torch.sigmoid(self.raw(obs, action, next_obs) - self.pos_weight.log())
 
     def forward(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
-        """Predicted termination flags ``(M,)`` (probability > 0.5)."""
+        """Predicted termination flags ``(M,)``: the class-balanced decision (weighted logit
+        > 0), which favours recall of the rare endings over calibration."""
         return self.raw(obs, action, next_obs) > 0
 
     def training_loss(self, batch: TransitionBatch) -> Tensor:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from mbrl.data.buffer import TransitionBatch, TransitionBuffer
+from mbrl.data.buffer import RowBatch, TransitionBuffer
 from mbrl.models.base import DynamicsModel
 from mbrl.validation import check_fraction, check_positive_int
 
@@ -90,7 +90,7 @@ def _minibatch_indices(
 
 def fit(
     model: DynamicsModel | torch.nn.Module,
-    data: TransitionBuffer | TransitionBatch,
+    data: TransitionBuffer | RowBatch,
     config: FitConfig | None = None,
     generator: torch.Generator | None = None,
 ) -> FitReport:
@@ -104,7 +104,9 @@ def fit(
 
     Args:
         model: the model to train (in place; training continues from its current weights).
-        data: a buffer, or a batch of ``N`` transitions.
+        data: a buffer, or a batch of ``N`` rows: transitions, or any
+            :class:`~mbrl.data.buffer.RowBatch` the model's hooks understand (e.g. the
+            value targets of :class:`~mbrl.models.value_model.ValueBatch`).
         config: training settings (defaults: :class:`FitConfig`).
         generator: randomness for the split and minibatches (seed 0 when omitted).
 

@@ -16,11 +16,14 @@ class Planner(ABC):
 
     ``plan(obs (O,)) -> actions (H, A)`` (encoded actions; the agent executes the first row);
     ``reset()`` forgets the warm start at an episode boundary. Planners declare which action
-    spaces they support through ``supports_continuous`` / ``supports_discrete``.
+    spaces they support through ``supports_continuous`` / ``supports_discrete``, and whether
+    they score states past their horizon with a learned value (``accepts_value_fn``; the
+    builder then receives ``PlannerContext.value_fn``).
     """
 
     supports_continuous: ClassVar[bool] = True
     supports_discrete: ClassVar[bool] = False
+    accepts_value_fn: ClassVar[bool] = False
 
     @abstractmethod
     def plan(self, obs: Tensor) -> Tensor:

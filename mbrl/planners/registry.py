@@ -38,6 +38,8 @@ class PlannerContext:
         gamma: discount (default 1).
         options: planner-specific settings (e.g. ``{"population": 300}`` for CEM); unknown
             keys raise ``ValueError``.
+        value_fn: optional learned state value ``(M, O) -> (M,)`` for planners whose class
+            sets ``accepts_value_fn`` (default None).
     """
 
     model: DynamicsModel
@@ -49,6 +51,7 @@ class PlannerContext:
     n_particles: int = 5
     gamma: float = 1.0
     options: dict[str, Any] = field(default_factory=dict)
+    value_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @property
     def device(self) -> torch.device:
