@@ -203,3 +203,7 @@ def test_mbrl_run_flags_map_to_the_planet_config():
     bad = parser.parse_args(["run", "--model", "rssm", "--model-opt", "bogus=1"])
     with pytest.raises(ValueError, match="unknown --model-opt key.*bogus"):
         planet_config_from_args(bad, RunConfig())
+    for flags in (["--value", "learned"], ["--gamma", "0.9"]):
+        bad = parser.parse_args(["run", "--model", "rssm", *flags])
+        with pytest.raises(ValueError, match="not supported with --model rssm"):
+            planet_config_from_args(bad, RunConfig())
