@@ -82,8 +82,7 @@ class LearnedValue(nn.Module):
     """MLP state value ``V(obs)``, trained with MSE on standardised discounted returns.
 
     ``__call__(obs (M, O)) -> (M,)``; any leading dims ``(..., O) -> (...)`` work. Before its
-    first fit it predicts 0 everywhere; after, predictions are clipped to the range of the
-    training targets.
+    first fit it predicts 0 everywhere.
 
     Args:
         obs_dim: ``O``.
@@ -107,8 +106,6 @@ class LearnedValue(nn.Module):
         self.input_norm = Normalizer(obs_dim)
         self.register_buffer("target_mean", torch.zeros(()))
         self.register_buffer("target_std", torch.ones(()))
-        self.register_buffer("target_min", torch.zeros(()))
-        self.register_buffer("target_max", torch.zeros(()))
 
     def init_kwargs(self) -> dict:
         """Constructor arguments (for checkpoints)."""
@@ -124,21 +121,16 @@ class LearnedValue(nn.Module):
         return self.net(x.reshape(1, -1, x.shape[-1])).reshape(lead)
 
     def forward(self, obs: Tensor) -> Tensor:
-        """Values ``(...)`` of observations ``obs (..., O)``, within the range of the returns
-        it was fitted to (a network extrapolating to states the agent never visited can
-        otherwise promise more than any episode could pay)."""
+        """Values ``(...)`` of observations ``obs (..., O)``."""
         if obs.shape[-1] != self.obs_dim:
             raise ValueError(f"obs must have shape (..., {self.obs_dim}), got {tuple(obs.shape)}")
-        value = self._raw(obs) * self.target_std + self.target_mean
-        return value.clamp(self.target_min, self.target_max)
+        return self._raw(obs) * self.target_std + self.target_mean
 
     def update_normalizers(self, batch: ValueBatch) -> None:
         """Input statistics and target scale from the training split."""
         self.input_norm.fit(batch.obs)
         self.target_mean.copy_(batch.target.mean())
         self.target_std.copy_(batch.target.std(unbiased=False).clamp_min(1e-6))
-        self.target_min.copy_(batch.target.min())
-        self.target_max.copy_(batch.target.max())
 
     def training_loss(self, batch: ValueBatch) -> Tensor:
         """MSE on the standardised target: ``(1,)``."""
