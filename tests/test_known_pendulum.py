@@ -21,6 +21,8 @@ from mbrl.models.known import (
 from mbrl.models.known.pendulum import KnownPendulum, PendulumConfig
 from mbrl.models.registry import build_model
 from mbrl.models.training import fit
+from mbrl.planners.ilqr_derivatives import dynamics_jacobians
+from mbrl.util.clip import clip
 
 
 def test_matches_env_step_exactly() -> None:
@@ -134,3 +136,18 @@ def test_fit_leaves_it_untouched_and_checkpoint_roundtrip(tmp_path) -> None:
     loaded, meta = load_checkpoint(tmp_path / "m.pt")
     assert isinstance(loaded, KnownPendulum) and loaded.config == model.config
     assert meta == {"env": "Pendulum-v1"}
+
+
+def test_clip_keeps_a_unit_derivative_on_the_bounds() -> None:
+    # torch >= 2.14 gives clamp a zero derivative at the bounds; iLQR needs 1 there.
+    x = torch.tensor([-3.0, -2.0, 0.5, 2.0, 3.0], requires_grad=True)
+    y = clip(x, -2.0, 2.0)
+    y.sum().backward()
+    assert torch.equal(y.detach(), torch.tensor([-2.0, -2.0, 0.5, 2.0, 2.0]))
+    assert torch.equal(x.grad, torch.tensor([0.0, 1.0, 1.0, 1.0, 0.0]))
+
+
+def test_torque_on_its_limit_still_moves_the_pendulum() -> None:
+    obs = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    _, _, f_u = dynamics_jacobians(KnownPendulum(), obs, torch.tensor([[2.0], [-2.0]]))
+    assert torch.all(f_u[:, 2, 0] > 0.1), f_u[:, 2, 0]

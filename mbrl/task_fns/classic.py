@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from mbrl.task_fns.registry import register_task_fns
+from mbrl.util.clip import clip
 
 
 def angle_normalize(x: Tensor) -> Tensor:
@@ -25,7 +26,7 @@ def pendulum_reward(obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
     The env clips ``u`` to [-2, 2] before paying for it; so do we.
     """
     theta = torch.atan2(obs[:, 1], obs[:, 0])
-    u = action[:, 0].clamp(-2.0, 2.0)
+    u = clip(action[:, 0], -2.0, 2.0)
     return -(theta.square() + 0.1 * obs[:, 2].square() + 0.001 * u.square())
 
 

@@ -8,7 +8,8 @@ Mirrors :meth:`gymnasium.envs.classic_control.pendulum.PendulumEnv.step` on the 
 
 The angle is recovered from the observation with ``atan2``, so the model works in observation
 space (state = observation) and is differentiable w.r.t. observation and action almost
-everywhere (the two clips have zero gradient where they are active).
+everywhere (the two clips, :func:`mbrl.util.clip.clip`, have derivative 1 up to and including
+their bounds and 0 beyond).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mbrl.models.base import DETERMINISTIC, DIFFERENTIABLE, ModelState
 from mbrl.models.checkpoint import register_checkpointable
 from mbrl.models.configs import register_config
 from mbrl.models.known import KnownModel, register_known_model
+from mbrl.util.clip import clip
 
 
 @register_config
@@ -80,9 +82,9 @@ class KnownPendulum(KnownModel):
         c = self.config
         th = torch.atan2(state[:, 1], state[:, 0])
         thdot = state[:, 2]
-        u = action[:, 0].to(state.dtype).clamp(-c.max_torque, c.max_torque)
+        u = clip(action[:, 0].to(state.dtype), -c.max_torque, c.max_torque)
         accel = 3.0 * c.g / (2.0 * c.l) * torch.sin(th) + 3.0 / (c.m * c.l**2) * u
-        newthdot = (thdot + accel * c.dt).clamp(-c.max_speed, c.max_speed)
+        newthdot = clip(thdot + accel * c.dt, -c.max_speed, c.max_speed)
         newth = th + newthdot * c.dt
         return torch.stack([torch.cos(newth), torch.sin(newth), newthdot], dim=1)
 
