@@ -343,20 +343,3 @@ def test_learned_termination_probability_is_calibrated_despite_class_weighting()
     assert p.shape == (2,) and p.dtype == torch.float32
     assert abs(p[0].item() - 0.01) < 0.01 and abs(p[1].item() - 0.3) < 0.1, p
     assert abs(raw[0].item() - 0.01) > 0.01  # the weighted odds alone miss that tolerance
-
-
-def test_termination_on_next_obs_alone_ignores_obs_and_action(tmp_path):
-    buf = _linear_data(1500)
-    term = LearnedTermination(2, 1, 64, 2, inputs="next_obs")
-    fit(term, buf, FitConfig(max_steps=1500, patience=20), torch.Generator().manual_seed(0))
-    d = _linear_data(300, seed=2).all()
-    pred = term(d.obs, d.action, d.next_obs)
-    assert (pred == d.terminated).float().mean() > 0.95
-    other = term(torch.randn_like(d.obs), -d.action, d.next_obs)
-    assert torch.equal(pred, other)
-    save_checkpoint(tmp_path / "t.pt", term)
-    loaded, _ = load_checkpoint(tmp_path / "t.pt", expected_class=LearnedTermination)
-    assert loaded.inputs == "next_obs"
-    assert torch.equal(loaded(d.obs, d.action, d.next_obs), pred)
-    with pytest.raises(ValueError, match="inputs must be one of"):
-        LearnedTermination(2, 1, inputs="obs")

@@ -17,32 +17,21 @@ from mbrl.models.layers import EnsembleMLP
 from mbrl.models.normalization import Normalizer
 from mbrl.validation import check_positive_int
 
-_INPUTS = ("transition", "next_obs")
-
 
 class _TransitionScorer(nn.Module):
-    """An MLP producing one number per row from normalised ``[obs, action, next_obs - obs]``
-    (``inputs="transition"``) or from ``next_obs`` alone (``inputs="next_obs"``)."""
+    """An MLP on normalised ``[obs, action, next_obs - obs]`` producing one number per row."""
 
     ensemble_size = 1
 
     def __init__(
-        self,
-        obs_dim: int,
-        action_dim: int,
-        hidden_size: int = 200,
-        num_layers: int = 3,
-        inputs: str = "transition",
+        self, obs_dim: int, action_dim: int, hidden_size: int = 200, num_layers: int = 3
     ) -> None:
         super().__init__()
         check_positive_int(obs_dim, "obs_dim")
         check_positive_int(action_dim, "action_dim")
-        if inputs not in _INPUTS:
-            raise ValueError(f"inputs must be one of {_INPUTS}, got {inputs!r}")
         self.obs_dim, self.action_dim = obs_dim, action_dim
         self.hidden_size, self.num_layers = hidden_size, num_layers
-        self.inputs = inputs
-        in_dim = 2 * obs_dim + action_dim if inputs == "transition" else obs_dim
+        in_dim = 2 * obs_dim + action_dim
         self.net = EnsembleMLP(1, in_dim, 1, hidden_size, num_layers, "silu")
         self.input_norm = Normalizer(in_dim)
 
@@ -53,12 +42,9 @@ class _TransitionScorer(nn.Module):
             "action_dim": self.action_dim,
             "hidden_size": self.hidden_size,
             "num_layers": self.num_layers,
-            "inputs": self.inputs,
         }
 
     def _features(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
-        if self.inputs == "next_obs":
-            return next_obs
         return torch.cat([obs, action.to(obs.dtype), next_obs - obs], dim=-1)
 
     def raw(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
@@ -83,19 +69,12 @@ class LearnedReward(_TransitionScorer):
 
     Args:
         obs_dim: ``O``; action_dim: ``A``; hidden_size / num_layers: MLP size (200 x 3).
-        inputs: ``"transition"`` (default: ``[obs, action, next_obs - obs]``) or
-            ``"next_obs"`` (rewards that depend on the state reached alone).
     """
 
     def __init__(
-        self,
-        obs_dim: int,
-        action_dim: int,
-        hidden_size: int = 200,
-        num_layers: int = 3,
-        inputs: str = "transition",
+        self, obs_dim: int, action_dim: int, hidden_size: int = 200, num_layers: int = 3
     ) -> None:
-        super().__init__(obs_dim, action_dim, hidden_size, num_layers, inputs)
+        super().__init__(obs_dim, action_dim, hidden_size, num_layers)
         self.register_buffer("reward_mean", torch.zeros(()))
         self.register_buffer("reward_std", torch.ones(()))
 
@@ -129,21 +108,12 @@ class LearnedTermination(_TransitionScorer):
 
     Args:
         obs_dim: ``O``; action_dim: ``A``; hidden_size / num_layers: MLP size (200 x 3).
-        inputs: ``"transition"`` (default: ``[obs, action, next_obs - obs]``) or
-            ``"next_obs"``: the state reached alone, which is all a gymnasium env's
-            ``terminated`` depends on in the classic and MuJoCo tasks. Fitted to a handful of
-            endings, the narrower input leaves fewer features to latch onto by chance.
     """
 
     def __init__(
-        self,
-        obs_dim: int,
-        action_dim: int,
-        hidden_size: int = 200,
-        num_layers: int = 3,
-        inputs: str = "transition",
+        self, obs_dim: int, action_dim: int, hidden_size: int = 200, num_layers: int = 3
     ) -> None:
-        super().__init__(obs_dim, action_dim, hidden_size, num_layers, inputs)
+        super().__init__(obs_dim, action_dim, hidden_size, num_layers)
         self.register_buffer("pos_weight", torch.ones(()))
 
     def update_normalizers(self, batch: TransitionBatch) -> None:
