@@ -168,7 +168,7 @@ class MCTSConfig:
             probability, as Dreamer's); ``"auto"``: soft when the function has a
             ``probability`` method. Nodes with ``p >= 0.999`` are terminal either way. Hard is
             the default because a classifier fitted to a handful of endings gives ordinary
-            states small, spurious and lopsided ending chances (1-5% per step, more on one
+            states small, spurious and lopsided ending chances (1-6% per step, more on one
             side of the track on CartPole), which soft values accumulate over every rollout
             step: the search then steers away from phantom risks, and learned-model CartPole
             drifted off its track (seed 2 with the learned value, last-3 mean: 321 soft, 245
