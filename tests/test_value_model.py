@@ -162,7 +162,8 @@ def test_learned_value_needs_a_value_planner_and_a_discount() -> None:
 def test_cli_value_and_gamma_flags(capsys) -> None:
     argv = ["run", "--env", "CartPole-v1", "--planner", "mcts", "--gamma", "1", "--quiet"]
     assert cli_main(argv) == 2
-    assert "needs gamma < 1 (e.g. --gamma 0.99), got gamma=1.0" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "needs gamma < 1 (e.g. --gamma 0.99), got gamma=1.0; pass --value none" in err
     argv = ["run", "--value", "learned", "--gamma", "0.9", "--quiet"]
     assert cli_main(argv) == 2
     assert "planner 'cem' does not" in capsys.readouterr().err

@@ -241,8 +241,9 @@ def _check_value_planner(cfg: RunConfig) -> None:
         )
     if not cfg.gamma < 1.0:
         raise ValueError(
-            f"value='learned' (--value learned) fits discounted returns and needs gamma < 1 "
-            f"(e.g. --gamma 0.99), got gamma={cfg.gamma}"
+            f"value='learned' (--value learned, possibly from the env preset) fits discounted "
+            f"returns and needs gamma < 1 (e.g. --gamma 0.99), got gamma={cfg.gamma}; pass "
+            f"--value none to plan without a value"
         )
 
 
