@@ -9,8 +9,9 @@ still-running last episode), the return is bootstrapped from the current estimat
 
 Planners use it past their horizon: :class:`~mbrl.planners.mcts.MCTS` adds
 ``gamma^steps * V(last obs)`` at the end of each leaf rollout (``mbrl run --value learned``).
-That lets a 20-step search see consequences that take a hundred steps to arrive, e.g. a
-CartPole cart drifting towards the end of its track.
+That lets a 20-step search score consequences that take a hundred steps to arrive (a CartPole
+cart drifting towards the end of its track), as far as the value has seen them in real data;
+docs/mcts.md has what it did and did not fix.
 """
 
 from __future__ import annotations
