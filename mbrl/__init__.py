@@ -8,15 +8,18 @@ from mbrl.agents import MPCAgent, RunConfig, RunResult, make_env, run, run_episo
 from mbrl.data import TransitionBatch, TransitionBuffer
 from mbrl.dyna import SurrogateEnv, load_surrogate  # registers mbrl/Surrogate-v0
 from mbrl.models import (
+    BoxTermination,
     DeltaModelConfig,
     DynamicsModel,
     FitConfig,
     GaussianEnsemble,
+    LearnedPolicy,
     LearnedReward,
     LearnedTermination,
     LearnedValue,
     MLPDynamics,
     fit,
+    fit_policy,
     fit_value,
     load_checkpoint,
     save_checkpoint,
@@ -42,12 +45,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActionCodec",
+    "BoxTermination",
     "CEMConfig",
     "CEMOptimizer",
     "DeltaModelConfig",
     "DynamicsModel",
     "FitConfig",
     "GaussianEnsemble",
+    "LearnedPolicy",
     "LearnedReward",
     "LearnedTermination",
     "LearnedValue",
@@ -70,6 +75,7 @@ __all__ = [
     "TransitionBuffer",
     "build_planner",
     "fit",
+    "fit_policy",
     "fit_value",
     "get_task_fns",
     "load_checkpoint",

@@ -6,8 +6,23 @@ import pytest
 import torch
 
 from mbrl.models.base import DIFFERENTIABLE, DynamicsModel
+from mbrl.models.training import FitConfig
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+TINY_CARTPOLE = dict(
+    env_id="CartPole-v1",
+    planner="mcts",
+    seed_episodes=1,
+    episodes=1,
+    max_episode_steps=30,
+    horizon=5,
+    model_options={"ensemble_size": 2, "hidden_size": 32, "num_layers": 2},
+    planner_options={"num_simulations": 8, "leaves_per_batch": 4},
+    fit=FitConfig(max_steps=50, eval_every=25),
+    progress=False,
+)
+"""``RunConfig`` keywords of a CartPole MCTS run that takes about a second (loop tests)."""
 
 
 class LinearModel(DynamicsModel):

@@ -155,6 +155,67 @@ def test_value_weight_mixes_rollouts_with_the_leaf_value() -> None:
     assert gaps == pytest.approx(expected, abs=1e-5)
 
 
+def test_rollout_fn_replaces_random_rollout_actions() -> None:
+    nxt, rewards = random_mdps(5, 10, 3, 0)
+    q_star = q_iteration(nxt, rewards, 0.6)
+    best = q_star.argmax(1)
+    calls = []
+
+    def optimal(obs: Tensor, generator: torch.Generator) -> Tensor:
+        calls.append(obs.shape)
+        return torch.nn.functional.one_hot(best[obs.argmax(1)], 3).float()
+
+    def gap(rollout_fn) -> float:
+        cfg = MCTSConfig(
+            num_simulations=12, leaves_per_batch=4, rollout_depth=15, gamma=0.6, max_depth=1,
+            rollout_from_root=False,
+        )  # fmt: skip
+        planner = MCTS(
+            TabularModel(nxt), table_reward(rewards), None, DISCRETE3, cfg,
+            generator=torch.Generator().manual_seed(0), rollout_fn=rollout_fn,
+        )  # fmt: skip
+        return float((q_star - planner.search(torch.eye(50)).q_values).abs().max())
+
+    # Rollouts that follow the optimal policy make every child's Q exact (up to 0.6^16).
+    assert gap(None) > 0.1 and gap(optimal) < 1e-3
+    assert calls and all(shape[1] == 50 for shape in calls)  # obs (M, O)
+
+
+def test_rollout_fn_output_is_checked_and_box_actions_clipped() -> None:
+    def wrong(obs: Tensor, generator: torch.Generator) -> Tensor:
+        return torch.zeros(obs.shape[0], 2)
+
+    cfg = MCTSConfig(num_simulations=4, leaves_per_batch=2, rollout_depth=3, max_depth=1)
+    planner = MCTS(TabularModel(torch.zeros(4, 3, dtype=torch.long)), lambda o, a, n: a.sum(1),
+                   None, DISCRETE3, cfg, rollout_fn=wrong)  # fmt: skip
+    with pytest.raises(ValueError, match=r"rollout_fn must return shape \(\d+, 3\), got"):
+        planner.search(torch.eye(4)[:1])
+    with pytest.raises(TypeError, match="rollout_fn must be callable"):
+        MCTS(TabularModel(torch.zeros(4, 3, dtype=torch.long)), table_reward(torch.zeros(4, 3)),
+             None, DISCRETE3, cfg, rollout_fn=3)  # type: ignore[arg-type]  # fmt: skip
+
+    with pytest.raises(ValueError, match="cannot be combined with rollout_policy='hold'"):
+        MCTS(
+            TabularModel(torch.zeros(4, 3, dtype=torch.long)),
+            table_reward(torch.zeros(4, 3)),
+            None,
+            DISCRETE3,
+            MCTSConfig(rollout_policy="hold"),
+            rollout_fn=wrong,
+        )
+
+    def far_out(obs: Tensor, generator: torch.Generator) -> Tensor:
+        return torch.full((obs.shape[0], 1), 5.0)
+
+    box_cfg = MCTSConfig(num_simulations=4, leaves_per_batch=2, rollout_depth=2, gamma=1.0,
+                         max_depth=1, widening_k=1.0, rollout_from_root=False)  # fmt: skip
+    box = MCTS(Bandit(), bandit_reward, None, BOX, box_cfg, rollout_fn=far_out)
+    tree = box.search(torch.zeros(1, 1)).tree
+    kids = tree.children[0, 0, : int(tree.num_children[0, 0])]
+    # Every rollout step scores the clipped action 1.0: -(1 - 0.3)^2, twice.
+    torch.testing.assert_close(tree.raw_value[0, kids], torch.full((len(kids),), -2 * 0.49))
+
+
 def test_value_weight_must_be_a_fraction() -> None:
     with pytest.raises(ValueError, match=r"value_weight must be in \[0.0, 1.0\]"):
         MCTSConfig(value_weight=1.5)

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from conftest import TINY_CARTPOLE
 
 from mbrl.agents import RunConfig, run
 from mbrl.cli import main as cli_main
@@ -68,6 +69,27 @@ def test_learned_value_recovers_the_discounted_steps_to_termination() -> None:
     assert err < 0.25, err  # values span 1..9.6
 
 
+def test_value_is_a_clipped_lower_bound_that_falls_away_from_the_data() -> None:
+    gamma = 0.9
+    value = LearnedValue(1)
+    fit_value(value, _countdown_episodes(list(range(1, 31))), gamma, FAST, torch.Generator())
+    near = torch.arange(1, 31, dtype=torch.float32).unsqueeze(1)
+    far = torch.tensor([[-40.0], [80.0], [300.0]])
+    with torch.no_grad():
+        spread_near = value.members(near).std(dim=0, unbiased=False)
+        members_far = value.members(far)
+        bound_far = value(far)
+    # The members agree on the visited states and disagree away from them, so the bound
+    # (mean - 1 std) drops there; it never leaves the targets' range [1, 1/(1-g)].
+    spread_far = members_far.std(dim=0, unbiased=False)
+    assert float(spread_far.min()) > 5 * float(spread_near.max())
+    lcb = members_far.mean(dim=0) - spread_far
+    top = (1 - gamma**30) / (1 - gamma)
+    torch.testing.assert_close(bound_far, lcb.clamp(1.0, top))
+    with pytest.raises(ValueError, match="pessimism must be"):
+        LearnedValue(1, pessimism=-1.0)
+
+
 def test_sweeps_propagate_bootstraps_through_time_limits() -> None:
     # One recurring state, reward 1, cut every 5 steps by a time limit: V = 1 / (1 - g) = 10.
     n, gamma = 400, 0.9
@@ -113,20 +135,6 @@ def test_value_checkpoint_round_trip_gives_identical_predictions(tmp_path) -> No
         torch.testing.assert_close(loaded(x), value(x), rtol=0, atol=0)
 
 
-TINY_CARTPOLE = dict(
-    env_id="CartPole-v1",
-    planner="mcts",
-    seed_episodes=1,
-    episodes=1,
-    max_episode_steps=30,
-    horizon=5,
-    model_options={"ensemble_size": 2, "hidden_size": 32, "num_layers": 2},
-    planner_options={"num_simulations": 8, "leaves_per_batch": 4},
-    fit=FitConfig(max_steps=50, eval_every=25),
-    progress=False,
-)
-
-
 def test_run_with_learned_value_fits_it_and_saves_it(tmp_path) -> None:
     out = tmp_path / "run"
     result = run(RunConfig(**TINY_CARTPOLE, gamma=0.95, value="learned", out=str(out)))
@@ -144,6 +152,8 @@ def test_run_with_learned_value_fits_it_and_saves_it(tmp_path) -> None:
 def test_cartpole_preset_learns_a_value_and_explicit_flags_win() -> None:
     result = run(RunConfig(**{**TINY_CARTPOLE, "episodes": 0}))
     assert result.config.value == "learned" and result.config.gamma == 0.99
+    assert result.config.policy == "learned" and result.config.termination == "box"
+    assert result.policy is not None
     cfg = RunConfig(**{**TINY_CARTPOLE, "episodes": 0}, value="none", explicit={"value"})
     assert run(cfg).value_fn is None
 

@@ -27,7 +27,9 @@ from mbrl.agents.episode import EpisodeStats, run_episode
 from mbrl.agents.mpc import MPCAgent
 from mbrl.agents.presets import apply_preset
 from mbrl.data.buffer import TransitionBuffer
+from mbrl.models.box_termination import BoxTermination
 from mbrl.models.checkpoint import save_checkpoint
+from mbrl.models.policy_model import LearnedPolicy, fit_policy
 from mbrl.models.registry import build_model
 from mbrl.models.task_models import LearnedReward, LearnedTermination
 from mbrl.models.training import FitConfig, FitReport, fit
@@ -51,6 +53,10 @@ class RunConfig:
         planner: registered planner name (default ``cem``).
         reward: ``known`` (the env's registered task functions) or ``learned`` (reward and
             termination models fitted to data). Envs without known functions always learn.
+        termination: how a learned termination is modelled (with ``reward="learned"``):
+            ``mlp`` (default), a classifier over ``(obs, action, next_obs)``
+            (:class:`~mbrl.models.task_models.LearnedTermination`), or ``box``, learned limits
+            on the next observation (:class:`~mbrl.models.box_termination.BoxTermination`).
         episodes: MPC episodes after the seed episodes (default 10).
         seed: seeds the env, the model initialisation, training and planning (default 0).
         device: ``cpu`` or ``cuda[:N]`` for models and planning (default ``cpu``).
@@ -64,6 +70,10 @@ class RunConfig:
             of the real episodes (:mod:`mbrl.models.value_model`) after every episode and hand
             it to the planner, which scores states past its horizon with it. Needs a planner
             that accepts one (``mcts``) and ``gamma < 1``.
+        policy: ``none`` (default) or ``learned``: fit a policy to the agent's own actions
+            (:mod:`mbrl.models.policy_model`) after every episode and let the planner draw
+            its rollouts' actions from it instead of uniformly at random. Needs a planner
+            that accepts one (``mcts``).
         planner_options: planner config overrides, e.g. ``{"population": 300}``.
         model_options: model config overrides, e.g. ``{"hidden_size": 128}``.
         fit: training settings of the dynamics (and learned task) models.
@@ -80,6 +90,7 @@ class RunConfig:
     model: str = "ensemble"
     planner: str = "cem"
     reward: str = "known"
+    termination: str = "mlp"
     episodes: int = 10
     seed: int = 0
     device: str = "cpu"
@@ -90,6 +101,7 @@ class RunConfig:
     n_particles: int = 5
     gamma: float = 1.0
     value: str = "none"
+    policy: str = "none"
     planner_options: dict[str, Any] = field(default_factory=dict)
     model_options: dict[str, Any] = field(default_factory=dict)
     fit: FitConfig = field(default_factory=FitConfig)
@@ -110,8 +122,12 @@ class RunConfig:
         check_positive_int(self.n_particles, "n_particles")
         if self.reward not in ("known", "learned"):
             raise ValueError(f"reward must be 'known' or 'learned', got {self.reward!r}")
+        if self.termination not in ("mlp", "box"):
+            raise ValueError(f"termination must be 'mlp' or 'box', got {self.termination!r}")
         if self.value not in ("none", "learned"):
             raise ValueError(f"value must be 'none' or 'learned', got {self.value!r}")
+        if self.policy not in ("none", "learned"):
+            raise ValueError(f"policy must be 'none' or 'learned', got {self.policy!r}")
         if not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
         if self.compute_dtype not in _DTYPES:
@@ -159,7 +175,8 @@ class RunResult:
         config: the effective config (preset applied); records: every episode.
         model: the fitted dynamics model; buffer: all real transitions; reward_fn /
         termination_fn: the task functions used for planning; value_fn: the learned value
-        (``value="learned"``), else None.
+        (``value="learned"``), else None; policy: the learned rollout policy
+        (``policy="learned"``), else None.
     """
 
     config: RunConfig
@@ -169,6 +186,7 @@ class RunResult:
     reward_fn: Callable
     termination_fn: Callable | None
     value_fn: LearnedValue | None = None
+    policy: LearnedPolicy | None = None
 
     @property
     def mpc_returns(self) -> list[float]:
@@ -180,17 +198,58 @@ class _TaskModels:
     """Learned reward/termination models, fitted alongside the dynamics."""
 
     def __init__(
-        self, obs_dim: int, action_dim: int, device: torch.device, learn_termination: bool
+        self, obs_dim: int, action_dim: int, device: torch.device, termination: str | None
     ) -> None:
         self.reward = LearnedReward(obs_dim, action_dim).to(device)
-        self.termination = (
-            LearnedTermination(obs_dim, action_dim).to(device) if learn_termination else None
+        kinds = {"mlp": LearnedTermination, "box": BoxTermination}
+        self.termination: LearnedTermination | BoxTermination | None = (
+            kinds[termination](obs_dim, action_dim).to(device) if termination else None
         )
 
     def fit(self, buffer: TransitionBuffer, config: FitConfig, gen: torch.Generator) -> None:
         fit(self.reward, buffer, config, gen)
-        if self.termination is not None:
+        if isinstance(self.termination, BoxTermination):
+            self.termination.fit_bounds(buffer)
+        elif self.termination is not None:
             fit(self.termination, buffer, config, gen)
+
+
+class _SearchAids:
+    """The learned value (``value="learned"``) and rollout policy (``policy="learned"``)
+    handed to planners that accept them, fitted after the dynamics before every MPC episode."""
+
+    def __init__(
+        self, cfg: RunConfig, obs_dim: int, codec: ActionCodec, device: torch.device
+    ) -> None:
+        self.gamma = cfg.gamma
+        self.value: LearnedValue | None = None
+        self.policy: LearnedPolicy | None = None
+        if cfg.value == "learned":
+            _check_value_planner(cfg)
+            self.value = LearnedValue(obs_dim).to(device)
+        if cfg.policy == "learned":
+            _check_policy_planner(cfg)
+            low, high = (None, None) if codec.discrete else (codec.low, codec.high)
+            self.policy = LearnedPolicy(obs_dim, codec.dim, codec.discrete, low, high).to(device)
+
+    @property
+    def policy_fn(self) -> Callable | None:
+        """``sample(obs (M, O), generator) -> (M, A)`` of the policy, or None."""
+        return self.policy.sample if self.policy is not None else None
+
+    def fit(self, buffer: TransitionBuffer, config: FitConfig, gen: torch.Generator) -> None:
+        if len(buffer) < 2:
+            return
+        if self.value is not None:
+            fit_value(self.value, buffer, self.gamma, config, gen)
+        if self.policy is not None:
+            fit_policy(self.policy, buffer, config, gen)
+
+    def save(self, out: Path, meta: dict) -> None:
+        if self.value is not None:
+            save_checkpoint(out / "value_model.pt", self.value, meta)
+        if self.policy is not None:
+            save_checkpoint(out / "policy_model.pt", self.policy, meta)
 
 
 def _log(cfg: RunConfig, msg: str) -> None:
@@ -204,7 +263,7 @@ def _json_default(value: Any) -> Any:
 
 
 def _save_outputs(
-    out: Path, cfg: RunConfig, records: list[EpisodeRecord], model, buffer, task_models, value
+    out: Path, cfg: RunConfig, records: list[EpisodeRecord], model, buffer, task_models, aids
 ) -> None:
     summary = {
         "env": cfg.env_id,
@@ -227,8 +286,7 @@ def _save_outputs(
         save_checkpoint(out / "reward_model.pt", task_models.reward, meta)
         if task_models.termination is not None:
             save_checkpoint(out / "termination_model.pt", task_models.termination, meta)
-    if value is not None:
-        save_checkpoint(out / "value_model.pt", value, meta)
+    aids.save(out, meta)
     buffer.save(out / "buffer.pt")
 
 
@@ -244,6 +302,15 @@ def _check_value_planner(cfg: RunConfig) -> None:
             f"value='learned' (--value learned, possibly from the env preset) fits discounted "
             f"returns and needs gamma < 1 (e.g. --gamma 0.99), got gamma={cfg.gamma}; pass "
             f"--value none to plan without a value"
+        )
+
+
+def _check_policy_planner(cfg: RunConfig) -> None:
+    """Raise ``ValueError`` unless ``policy="learned"`` can be used by this run's planner."""
+    if not planner_entry(cfg.planner).planner_class.accepts_policy_fn:
+        raise ValueError(
+            f"policy='learned' (--policy learned) needs a planner that rolls out with a policy "
+            f"(mcts); planner {cfg.planner!r} does not"
         )
 
 
@@ -302,12 +369,11 @@ def run(config: RunConfig | None = None) -> RunResult:
         if cfg.reward == "known":
             _log(cfg, f"no known reward for {cfg.env_id}: learning reward and termination models")
         learn_term = known is None or known.termination is not None
-        task_models = _TaskModels(obs_dim, codec.dim, device, learn_term)
+        task_models = _TaskModels(
+            obs_dim, codec.dim, device, cfg.termination if learn_term else None
+        )
         reward_fn, term_fn = task_models.reward, task_models.termination
-    value = None
-    if cfg.value == "learned":
-        _check_value_planner(cfg)
-        value = LearnedValue(obs_dim).to(device)
+    aids = _SearchAids(cfg, obs_dim, codec, device)
     ctx = PlannerContext(
         model,
         reward_fn,
@@ -318,7 +384,8 @@ def run(config: RunConfig | None = None) -> RunResult:
         cfg.n_particles,
         cfg.gamma,
         dict(cfg.planner_options),
-        value,
+        aids.value,
+        aids.policy_fn,
     )
     planner = build_planner(cfg.planner, ctx)
     agent = MPCAgent(planner, codec, obs_dim, device)
@@ -339,7 +406,7 @@ def run(config: RunConfig | None = None) -> RunResult:
             is_seed = ep < n_seed
             fit_s = 0.0
             if is_seed:
-                policy = lambda _obs: env.action_space.sample()  # noqa: E731
+                act_fn = lambda _obs: env.action_space.sample()  # noqa: E731
             else:
                 start = time.perf_counter()
                 report = fit(
@@ -347,15 +414,14 @@ def run(config: RunConfig | None = None) -> RunResult:
                 )
                 if task_models is not None:
                     task_models.fit(buffer, cfg.fit, gen)
-                if value is not None and len(buffer) >= 2:
-                    fit_value(value, buffer, cfg.gamma, cfg.fit, gen)
+                aids.fit(buffer, cfg.fit, gen)
                 fit_s = time.perf_counter() - start
                 agent.reset()
                 agent.plan_seconds.clear()
-                policy = agent.act
+                act_fn = agent.act
             stats: EpisodeStats = run_episode(
                 env,
-                policy,
+                act_fn,
                 codec,
                 buffer,
                 seed=cfg.seed if ep == 0 else None,
@@ -406,5 +472,5 @@ def run(config: RunConfig | None = None) -> RunResult:
         signals.close()
         env.close()
     if out is not None:
-        _save_outputs(out, cfg, records, model, buffer, task_models, value)
-    return RunResult(cfg, records, model, buffer, reward_fn, term_fn, value)
+        _save_outputs(out, cfg, records, model, buffer, task_models, aids)
+    return RunResult(cfg, records, model, buffer, reward_fn, term_fn, aids.value, aids.policy)

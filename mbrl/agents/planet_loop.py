@@ -376,15 +376,20 @@ def planet_config_from_args(args: argparse.Namespace, run_defaults: Any) -> Plan
     :class:`RSSMTrainConfig` fields (``batch_size``, ``chunk_length``, ...).
 
     Raises:
-        ValueError: unknown option keys, or ``--value learned`` / ``--gamma`` (the PlaNet
-            loop plans undiscounted latent returns and learns no value).
+        ValueError: unknown option keys, or ``--value learned`` / ``--policy learned`` /
+            ``--gamma`` (the PlaNet loop plans undiscounted latent returns with CEM and
+            learns no value or policy).
     """
     from mbrl.commands.options import parse_key_values
 
-    if getattr(args, "value", None) == "learned" or getattr(args, "gamma", None) is not None:
+    if (
+        getattr(args, "value", None) == "learned"
+        or getattr(args, "policy", None) == "learned"
+        or getattr(args, "gamma", None) is not None
+    ):
         raise ValueError(
-            "--value and --gamma are not supported with --model rssm: the PlaNet loop plans "
-            "undiscounted latent returns and learns no value"
+            "--value, --policy and --gamma are not supported with --model rssm: the PlaNet "
+            "loop plans undiscounted latent returns with CEM and learns no value or policy"
         )
     defaults = PlanetConfig()
     # Flags not typed are None (see mbrl.commands.run); a typed value always wins.

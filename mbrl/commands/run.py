@@ -42,6 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=["known", "learned"],
         help="task functions (default %(default)s)",
     )
+    p.add_argument(
+        "--termination",
+        default=None,
+        choices=["mlp", "box"],
+        help="learned termination model with --reward learned: mlp classifier or box (learned "
+        f"limits on the next observation) (default: env preset or {defaults.termination})",
+    )
     # Flags an env preset may tune default to None, so a value the user typed (even one equal to
     # the built-in default) is known to be explicit and never replaced by the preset.
     p.add_argument(
@@ -81,6 +88,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"{defaults.value})",
     )
     p.add_argument(
+        "--policy",
+        default=None,
+        choices=["none", "learned"],
+        help="learned: fit a policy to the agent's own actions and let the planner roll out "
+        f"with it instead of random actions (mcts) (default: env preset or {defaults.policy})",
+    )
+    p.add_argument(
         "--particles",
         type=int,
         default=None,
@@ -117,6 +131,8 @@ _PRESET_FLAGS = {
     "n_particles": "particles",
     "gamma": "gamma",
     "value": "value",
+    "policy": "policy",
+    "termination": "termination",
 }
 """RunConfig field -> argparse dest of the flags that default to None (see ``register``)."""
 

@@ -5,6 +5,7 @@ the row-layout convention shared with the rollout engine and planners.
 """
 
 from mbrl.models.base import DETERMINISTIC, DIFFERENTIABLE, PARTICLES, DynamicsModel, ModelState
+from mbrl.models.box_termination import BoxFit, BoxTermination
 from mbrl.models.checkpoint import (
     load_checkpoint,
     load_weights,
@@ -16,6 +17,7 @@ from mbrl.models.ensemble import GaussianEnsemble
 from mbrl.models.layers import EnsembleLinear, EnsembleMLP
 from mbrl.models.mlp import MLPDynamics
 from mbrl.models.normalization import Normalizer
+from mbrl.models.policy_model import LearnedPolicy, fit_policy
 from mbrl.models.rssm import RSSM, LatentState
 from mbrl.models.rssm_latent import LatentDynamics, LatentReward
 from mbrl.models.rssm_networks import RSSMConfig
@@ -26,6 +28,8 @@ from mbrl.models.value_model import LearnedValue, fit_value
 
 __all__ = [
     "DETERMINISTIC",
+    "BoxFit",
+    "BoxTermination",
     "DIFFERENTIABLE",
     "PARTICLES",
     "DeltaModel",
@@ -39,6 +43,7 @@ __all__ = [
     "LatentDynamics",
     "LatentReward",
     "LatentState",
+    "LearnedPolicy",
     "LearnedReward",
     "LearnedTermination",
     "LearnedValue",
@@ -50,6 +55,7 @@ __all__ = [
     "RSSMTrainConfig",
     "RSSMTrainer",
     "fit",
+    "fit_policy",
     "fit_value",
     "load_checkpoint",
     "load_weights",

@@ -10,8 +10,10 @@ still-running last episode), the return is bootstrapped from the current estimat
 Planners use it past their horizon: :class:`~mbrl.planners.mcts.MCTS` adds
 ``gamma^steps * V(last obs)`` at the end of each leaf rollout (``mbrl run --value learned``).
 That lets a 20-step search score consequences that take a hundred steps to arrive (a CartPole
-cart drifting towards the end of its track), as far as the value has seen them in real data;
-docs/mcts.md has what it did and did not fix.
+cart drifting towards the end of its track), as far as the value has seen them in real data.
+Where it has not, the search must not be misled: :class:`LearnedValue` is an ensemble whose
+prediction is a lower confidence bound clipped to the range of its targets (its docstring
+says why). docs/mcts.md has the measurements.
 """
 
 from __future__ import annotations
@@ -80,26 +82,44 @@ def discounted_returns(batch: TransitionBatch, gamma: float, bootstrap: Tensor) 
 
 @register_checkpointable
 class LearnedValue(nn.Module):
-    """MLP state value ``V(obs)``, trained with MSE on standardised discounted returns.
+    """Ensemble of MLP state values ``V(obs)``, trained with MSE on standardised returns.
 
-    ``__call__(obs (M, O)) -> (M,)``; any leading dims ``(..., O) -> (...)`` work. Before its
-    first fit it predicts 0 everywhere.
+    ``__call__(obs (M, O)) -> (M,)``; any leading dims ``(..., O) -> (...)`` work. The value is
+    a lower confidence bound, ``mean - pessimism * std`` over the members, clipped to the range
+    of the returns it was fitted to. Off the visited states an MLP value extrapolates freely:
+    fitted to 29 random CartPole steps (returns <= 29), one rated a falling pole at 260, and
+    MCTS, which adds the value at the end of every rollout, steered straight into the fall.
+    Members fitted to different bootstrap samples agree where there was data and disagree
+    away from it, so the bound falls there; the clip keeps even a confident extrapolation
+    inside what has been seen. Before its first fit it predicts 0 everywhere.
 
     Args:
         obs_dim: ``O``.
-        hidden_size / num_layers: MLP size (default 128 x 2: a value over a low-dimensional
-            state is far smoother than the dynamics).
+        hidden_size / num_layers: MLP size per member (default 128 x 2: a value over a
+            low-dimensional state is far smoother than the dynamics).
+        ensemble_size: members ``E`` (default 5).
+        pessimism: standard deviations subtracted from the members' mean (default 1.0; 0
+            gives the plain ensemble mean).
     """
 
-    ensemble_size = 1
-
-    def __init__(self, obs_dim: int, hidden_size: int = 128, num_layers: int = 2) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        ensemble_size: int = 5,
+        pessimism: float = 1.0,
+    ) -> None:
         super().__init__()
         check_positive_int(obs_dim, "obs_dim")
         check_positive_int(hidden_size, "hidden_size")
         check_positive_int(num_layers, "num_layers")
+        check_positive_int(ensemble_size, "ensemble_size")
+        if not (isinstance(pessimism, int | float) and math.isfinite(pessimism) and pessimism >= 0):
+            raise ValueError(f"pessimism must be a finite number >= 0, got {pessimism!r}")
         self.obs_dim, self.hidden_size, self.num_layers = obs_dim, hidden_size, num_layers
-        self.net = EnsembleMLP(1, obs_dim, 1, hidden_size, num_layers, "silu")
+        self.ensemble_size, self.pessimism = ensemble_size, float(pessimism)
+        self.net = EnsembleMLP(ensemble_size, obs_dim, 1, hidden_size, num_layers, "silu")
         # A zero output layer makes an unfitted value exactly 0 everywhere ("no information")
         # rather than random numbers a planner would act on; training moves it from there.
         with torch.no_grad():
@@ -107,6 +127,8 @@ class LearnedValue(nn.Module):
         self.input_norm = Normalizer(obs_dim)
         self.register_buffer("target_mean", torch.zeros(()))
         self.register_buffer("target_std", torch.ones(()))
+        self.register_buffer("target_low", torch.zeros(()))
+        self.register_buffer("target_high", torch.zeros(()))
 
     def init_kwargs(self) -> dict:
         """Constructor arguments (for checkpoints)."""
@@ -114,36 +136,51 @@ class LearnedValue(nn.Module):
             "obs_dim": self.obs_dim,
             "hidden_size": self.hidden_size,
             "num_layers": self.num_layers,
+            "ensemble_size": self.ensemble_size,
+            "pessimism": self.pessimism,
         }
 
-    def _raw(self, obs: Tensor) -> Tensor:
-        x = self.input_norm.normalize(obs.float())
-        lead = x.shape[:-1]
-        return self.net(x.reshape(1, -1, x.shape[-1])).reshape(lead)
-
-    def forward(self, obs: Tensor) -> Tensor:
-        """Values ``(...)`` of observations ``obs (..., O)``."""
+    def members(self, obs: Tensor) -> Tensor:
+        """Every member's value ``(E, ...)`` of ``obs (..., O)`` (unclipped)."""
         if obs.shape[-1] != self.obs_dim:
             raise ValueError(f"obs must have shape (..., {self.obs_dim}), got {tuple(obs.shape)}")
-        return self._raw(obs) * self.target_std + self.target_mean
+        x = self.input_norm.normalize(obs.float())
+        lead = x.shape[:-1]
+        flat = x.reshape(1, -1, self.obs_dim).expand(self.ensemble_size, -1, -1)
+        raw = self.net(flat).reshape(self.ensemble_size, *lead)
+        return raw * self.target_std + self.target_mean
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """Values ``(...)`` of observations ``obs (..., O)``: the clipped lower bound."""
+        per = self.members(obs)
+        value = per.mean(dim=0)
+        if self.ensemble_size > 1 and self.pessimism > 0:
+            value = value - self.pessimism * per.std(dim=0, unbiased=False)
+        return torch.minimum(torch.maximum(value, self.target_low), self.target_high)
 
     def update_normalizers(self, batch: ValueBatch) -> None:
-        """Input statistics and target scale from the training split."""
+        """Input statistics, target scale and target range from the training split."""
         self.input_norm.fit(batch.obs)
         self.target_mean.copy_(batch.target.mean())
         self.target_std.copy_(batch.target.std(unbiased=False).clamp_min(1e-6))
+        self.target_low.copy_(batch.target.min())
+        self.target_high.copy_(batch.target.max())
 
     def training_loss(self, batch: ValueBatch) -> Tensor:
-        """MSE on the standardised target: ``(1,)``."""
+        """Per-member MSE on the standardised target ``(E,)``; rows ``obs (E, B, O)``."""
+        x = self.input_norm.normalize(batch.obs.float())
+        pred = self.net(x).squeeze(-1)
         target = (batch.target - self.target_mean) / self.target_std
-        return (self._raw(batch.obs) - target).square().mean().reshape(1)
+        return (pred - target).square().mean(dim=-1)
 
     def validation_score(self, batch: ValueBatch) -> Tensor:
-        """Held-out MSE on the standardised target: ``(1,)``."""
-        return self.training_loss(batch)
+        """Held-out per-member MSE on the standardised target ``(E,)``; ``obs (N, O)``."""
+        pred = (self.members(batch.obs) - self.target_mean) / self.target_std
+        target = (batch.target - self.target_mean) / self.target_std
+        return (pred - target).square().mean(dim=-1)
 
     def on_fit_end(self, validation_scores: Tensor) -> None:
-        """Nothing to select for a single network."""
+        """Every member is kept (their spread is the point)."""
 
 
 def fit_value(

@@ -18,12 +18,14 @@ class Planner(ABC):
     ``reset()`` forgets the warm start at an episode boundary. Planners declare which action
     spaces they support through ``supports_continuous`` / ``supports_discrete``, and whether
     they score states past their horizon with a learned value (``accepts_value_fn``; the
-    builder then receives ``PlannerContext.value_fn``).
+    builder then receives ``PlannerContext.value_fn``) or roll out with a learned policy
+    (``accepts_policy_fn``; ``PlannerContext.policy_fn``).
     """
 
     supports_continuous: ClassVar[bool] = True
     supports_discrete: ClassVar[bool] = False
     accepts_value_fn: ClassVar[bool] = False
+    accepts_policy_fn: ClassVar[bool] = False
 
     @abstractmethod
     def plan(self, obs: Tensor) -> Tensor:

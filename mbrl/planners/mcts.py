@@ -1,8 +1,8 @@
 """Monte-Carlo tree search over any :class:`~mbrl.models.base.DynamicsModel` (``--planner mcts``).
 
 UCT (Kocsis & Szepesvari 2006) or PUCT (AlphaZero / MuZero) selection, expansion through one
-batched model call per round, evaluation by random rollouts through the model and/or a value
-function, and discounted backup with MuZero's min-max normalisation of Q-values (so rewards of
+batched model call per round, evaluation by rollouts through the model (random actions, or a
+rollout policy such as a learned imitation of the agent, as AlphaGo's) and/or a value function, and discounted backup with MuZero's min-max normalisation of Q-values (so rewards of
 any scale work). Continuous ``Box`` actions use progressive widening over sampled actions.
 
 Batching, two ways:
@@ -92,6 +92,8 @@ ValueFn = Callable[[Tensor], Tensor]
 """``value_fn(obs (M, O)) -> (M,)`` state-value estimates (value network)."""
 ProposalFn = Callable[[Tensor, torch.Generator], Tensor]
 """``proposal_fn(obs (M, O), generator) -> actions (M, A)``: widening proposals (Box spaces)."""
+RolloutFn = Callable[[Tensor, torch.Generator], Tensor]
+"""``rollout_fn(obs (M, O), generator) -> actions (M, A)``: the leaf rollouts' policy."""
 
 _SELECTIONS = ("auto", "puct", "uct")
 _REUSE = ("off", "match", "always")
@@ -132,7 +134,7 @@ class MCTSConfig:
             rolls out ``rollout_depth - d`` steps and every value covers the same horizon (a
             depth-limited "steps survived" value for CartPole); False rolls every leaf out
             ``rollout_depth`` steps (default True).
-        num_rollouts: random rollouts averaged per leaf (default 1).
+        num_rollouts: rollouts averaged per leaf (default 1).
         value_weight: with a ``value_fn`` and rollouts, a leaf's value is
             ``(1 - value_weight) * rollout + value_weight * value_fn(leaf)`` (AlphaGo's mix,
             where it was 0.5); the rollout part still ends with the ``value_fn`` bootstrap.
@@ -141,7 +143,8 @@ class MCTSConfig:
         rollout_policy: ``"uniform"`` (default): a fresh uniformly random action every step;
             ``"hold"``: one uniformly random action per rollout, held throughout (on Pendulum
             with the known model it did worse than ``"uniform"``: -606 / -773 vs -370 / -369
-            on two bottom starts).
+            on two bottom starts). A ``rollout_fn`` given to :class:`MCTS` replaces the
+            uniform actions (and cannot be combined with ``"hold"``).
         max_depth: tree depth limit (None: unlimited); leaves at the limit are re-used with
             their first evaluation.
         widening_k / widening_alpha: progressive widening for Box actions: a node with ``n``
@@ -325,6 +328,10 @@ class MCTS(Planner):
             (uniform without one; Discrete spaces only).
         proposal_fn: optional ``(obs (M, O), generator) -> (M, A)`` sampling widened
             actions (Box spaces; uniform/local sampling without one).
+        rollout_fn: optional rollout policy ``(obs (M, O), generator) -> encoded actions
+            (M, A)`` (one-hot rows for Discrete spaces; Box actions are clipped to the bounds),
+            e.g. :meth:`~mbrl.models.policy_model.LearnedPolicy.sample`; replaces
+            ``config.rollout_policy``'s random actions.
 
     Raises:
         TypeError: a Box action space without progressive widening configured, or a prior
@@ -341,6 +348,7 @@ class MCTS(Planner):
     supports_discrete: ClassVar[bool] = True
     supports_continuous: ClassVar[bool] = True
     accepts_value_fn: ClassVar[bool] = True
+    accepts_policy_fn: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -354,6 +362,7 @@ class MCTS(Planner):
         value_fn: ValueFn | None = None,
         prior_fn: PriorFn | None = None,
         proposal_fn: ProposalFn | None = None,
+        rollout_fn: RolloutFn | None = None,
     ) -> None:
         if not isinstance(model, DynamicsModel):
             raise TypeError(f"model must be a DynamicsModel, got {type(model).__name__}")
@@ -366,6 +375,7 @@ class MCTS(Planner):
             ("value_fn", value_fn),
             ("prior_fn", prior_fn),
             ("proposal_fn", proposal_fn),
+            ("rollout_fn", rollout_fn),
         ):
             if fn is not None and not callable(fn):
                 raise TypeError(f"{name} must be callable or None, got {type(fn).__name__}")
@@ -381,9 +391,15 @@ class MCTS(Planner):
             )
         if prior_fn is not None and not codec.discrete:
             raise TypeError("prior_fn gives logits over discrete actions; use proposal_fn for Box")
+        if rollout_fn is not None and self.config.rollout_policy != "uniform":
+            raise ValueError(
+                f"rollout_fn replaces the random rollout actions; it cannot be combined with "
+                f"rollout_policy={self.config.rollout_policy!r}"
+            )
         self.model, self.codec = model, codec
         self.reward_fn, self.termination_fn = reward_fn, termination_fn
         self.value_fn, self.prior_fn, self.proposal_fn = value_fn, prior_fn, proposal_fn
+        self.rollout_fn = rollout_fn
         self.device = model.device
         self.generator = (
             generator if generator is not None else torch.Generator(self.device).manual_seed(0)
@@ -864,10 +880,24 @@ class MCTS(Planner):
         u = torch.rand((rows, self.codec.dim), generator=self.generator, device=self.device)
         return self.low + u * (self.high - self.low)
 
+    def _rollout_actions(self, obs: Tensor) -> Tensor:
+        """Rollout actions ``(M, A)`` for ``obs (M, O)``: ``rollout_fn``'s, else random."""
+        if self.rollout_fn is None:
+            return self._random_actions(obs.shape[0])
+        act = self.rollout_fn(obs, self.generator).float()
+        if act.shape != (obs.shape[0], self.codec.dim):
+            raise ValueError(
+                f"rollout_fn must return shape ({obs.shape[0]}, {self.codec.dim}), "
+                f"got {tuple(act.shape)}"
+            )
+        if self.codec.discrete:
+            return act
+        return torch.minimum(torch.maximum(act, self.low), self.high)
+
     def _evaluate(self, state: Any, obs: Tensor, depth: Tensor) -> Tensor:
         """Leaf values ``(R,)`` of states with observations ``obs (R, O)`` at ``depth (R,)``.
 
-        Random rollouts of ``rollout_depth`` steps (minus the depth with
+        Rollouts (random, or from ``rollout_fn``) of ``rollout_depth`` steps (minus the depth with
         ``rollout_from_root``), averaged over ``num_rollouts``, stopping at termination, plus
         ``gamma^steps * value_fn`` at the end when a value function is given, mixed with
         ``value_fn(obs)`` by ``value_weight``; ``value_fn`` alone when there is no rollout.
@@ -889,9 +919,10 @@ class MCTS(Planner):
         return (1.0 - cfg.value_weight) * rolled + cfg.value_weight * self._value(obs)
 
     def _rollout_value(self, state: Any, obs: Tensor, steps: Tensor, horizon: int) -> Tensor:
-        """Mean discounted return ``(R,)`` of ``num_rollouts`` random rollouts of ``steps (R,)``
-        steps (at most ``horizon``) from ``state`` / ``obs (R, O)``, plus the ``value_fn``
-        bootstrap weighted by the probability of not having ended."""
+        """Mean discounted return ``(R,)`` of ``num_rollouts`` rollouts (random actions, or
+        ``rollout_fn``'s) of ``steps (R,)`` steps (at most ``horizon``) from ``state`` /
+        ``obs (R, O)``, plus the ``value_fn`` bootstrap weighted by the probability of not
+        having ended."""
         cfg = self.config
         rows = obs.shape[0]
         p = cfg.num_rollouts
@@ -904,7 +935,7 @@ class MCTS(Planner):
         disc = 1.0
         held = self._random_actions(p * rows) if cfg.rollout_policy == "hold" else None
         for t in range(horizon):
-            act = held if held is not None else self._random_actions(p * rows)
+            act = held if held is not None else self._rollout_actions(cur)
             st = self.model.step(st, act, self.generator)
             nxt = self.model.observe(st)
             reward = self.reward_fn(cur, act, nxt).to(total.dtype)
@@ -947,7 +978,8 @@ class MCTS(Planner):
 def _build_mcts(ctx: PlannerContext) -> Planner:
     """Registry builder: the run's ``gamma`` and ``horizon`` (as ``rollout_depth``) are the
     defaults, ``ctx.options`` override :class:`MCTSConfig` fields; ``ctx.value_fn`` (a learned
-    value) bootstraps the leaf rollouts."""
+    value) bootstraps the leaf rollouts and ``ctx.policy_fn`` (a learned policy) draws their
+    actions."""
     base = MCTSConfig(gamma=ctx.gamma, rollout_depth=ctx.horizon)
     cfg = config_from_options(MCTSConfig, ctx.options, base)
     return MCTS(
@@ -958,6 +990,7 @@ def _build_mcts(ctx: PlannerContext) -> Planner:
         cfg,
         generator=ctx.generator,
         value_fn=ctx.value_fn,
+        rollout_fn=ctx.policy_fn,
     )
 
 

@@ -40,6 +40,8 @@ class PlannerContext:
             keys raise ``ValueError``.
         value_fn: optional learned state value ``(M, O) -> (M,)`` for planners whose class
             sets ``accepts_value_fn`` (default None).
+        policy_fn: optional rollout policy ``(obs (M, O), generator) -> encoded actions
+            (M, A)`` for planners whose class sets ``accepts_policy_fn`` (default None).
     """
 
     model: DynamicsModel
@@ -52,6 +54,7 @@ class PlannerContext:
     gamma: float = 1.0
     options: dict[str, Any] = field(default_factory=dict)
     value_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
+    policy_fn: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
 
     @property
     def device(self) -> torch.device:
