@@ -1,7 +1,7 @@
 """Benchmark: GP dynamics fitting time vs data size (exact vs sparse path) on Pendulum-v1.
 
 Collects random-action Pendulum-v1 transitions, then for each data size fits
-:class:`~mbrl.models.gp.GPDynamics` with its default settings (the path is selected
+:class:`~mbrl.models.gp.model.GPDynamics` with its default settings (the path is selected
 automatically: exact marginal likelihood up to ``sparse_threshold`` transitions, the sparse
 variational GP above) and, for comparison, with the other path forced. Prints one row per
 (size, path): fit seconds, iterations / steps, held-out RMSE of the next observation on 2000
@@ -24,7 +24,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from mbrl.models.gp import GPConfig, GPDynamics, GPFitWarning
+from mbrl.models.gp.model import GPConfig, GPDynamics, GPFitWarning
 
 
 def collect(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -24,7 +24,7 @@ from mbrl.models.base import DynamicsModel
 from mbrl.models.delta_model import DeltaModelConfig
 from mbrl.models.ensemble import GaussianEnsemble
 from mbrl.models.known.cartpole import KnownCartPole
-from mbrl.planners.mcts import MCTS, MCTSConfig
+from mbrl.planners.mcts.planner import MCTS, MCTSConfig
 from mbrl.spaces import ActionCodec
 from mbrl.task_fns.classic import cartpole_reward, cartpole_termination
 

@@ -16,8 +16,8 @@ import time
 import torch
 
 from mbrl.data.sequence_buffer import random_sequence_batch
-from mbrl.models.rssm import RSSM
-from mbrl.models.rssm_networks import RSSMConfig
+from mbrl.models.rssm.model import RSSM
+from mbrl.models.rssm.networks import RSSMConfig
 from mbrl.seeding import make_generator, resolve_device
 
 

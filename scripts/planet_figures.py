@@ -28,8 +28,8 @@ import torch  # noqa: E402
 from mbrl.agents.env_factory import make_env  # noqa: E402
 from mbrl.agents.planet_loop import PlanetConfig, held_out_batch  # noqa: E402
 from mbrl.models.checkpoint import load_checkpoint  # noqa: E402
-from mbrl.models.rssm import RSSM  # noqa: E402
-from mbrl.models.rssm_networks import float_to_image  # noqa: E402
+from mbrl.models.rssm.model import RSSM  # noqa: E402
+from mbrl.models.rssm.networks import float_to_image  # noqa: E402
 
 
 def random_returns(env_id: str, episodes: int, seed: int = 1000) -> list[float]:

@@ -10,15 +10,15 @@ import torch
 
 from mbrl.data.buffer import TransitionBuffer
 from mbrl.models import fit, load_checkpoint, save_checkpoint
-from mbrl.models.gp import GPConfig, GPDynamics, GPFitError, GPFitWarning
-from mbrl.models.gp_core import (
+from mbrl.models.gp.core import (
     exact_posterior,
     predict_latent,
     predict_with_jacobian,
     sparse_statistics,
 )
-from mbrl.models.gp_exact import BatchExactGP, FitFailure
-from mbrl.models.gp_moments import GaussianState
+from mbrl.models.gp.exact import BatchExactGP, FitFailure
+from mbrl.models.gp.model import GPConfig, GPDynamics, GPFitError, GPFitWarning
+from mbrl.models.gp.moments import GaussianState
 from mbrl.models.registry import build_model
 from mbrl.rollout import rollout
 
@@ -284,7 +284,7 @@ def test_numerical_failure_warns_and_keeps_previous_model(monkeypatch) -> None:
     def broken(*args, **kwargs):
         raise FitFailure("marginal likelihood became non-finite (nan)")
 
-    monkeypatch.setattr("mbrl.models.gp.fit_exact_hyperparameters", broken)
+    monkeypatch.setattr("mbrl.models.gp.model.fit_exact_hyperparameters", broken)
     with pytest.warns(GPFitWarning, match="failed numerically.*previous model was kept"):
         model.fit_data(obs, act, nxt + 1.0)
     for a, b in zip(before, model.predict(obs[:5], act[:5]), strict=True):

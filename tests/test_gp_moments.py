@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mbrl.models.gp import GPConfig, GPDynamics
-from mbrl.models.gp_core import predict_latent, predict_with_jacobian
-from mbrl.models.gp_moments import GaussianState, cubature_points, linearize, moment_match
+from mbrl.models.gp.core import predict_latent, predict_with_jacobian
+from mbrl.models.gp.model import GPConfig, GPDynamics
+from mbrl.models.gp.moments import GaussianState, cubature_points, linearize, moment_match
 
 torch.set_num_threads(1)
 F64 = torch.float64

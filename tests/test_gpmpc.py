@@ -9,7 +9,7 @@ import torch
 
 from mbrl.agents.loop import RunConfig, run
 from mbrl.models import load_checkpoint
-from mbrl.models.gp import GPConfig, GPDynamics
+from mbrl.models.gp.model import GPConfig, GPDynamics
 from mbrl.models.mlp import MLPDynamics
 from mbrl.planners.gpmpc import GPMPC, GPMPCConfig
 from mbrl.planners.registry import PlannerContext, build_planner
@@ -113,7 +113,7 @@ class GPDynamicsBelief:
 
     @staticmethod
     def run(model: GPDynamics, plan: torch.Tensor):
-        from mbrl.models.gp_moments import GaussianState
+        from mbrl.models.gp.moments import GaussianState
 
         state = GaussianState.certain(torch.zeros(1, 1, dtype=F64))
         means, covs = [], []

@@ -15,9 +15,9 @@ from mbrl.models.base import DETERMINISTIC, DynamicsModel
 from mbrl.models.delta_model import DeltaModelConfig
 from mbrl.models.ensemble import GaussianEnsemble
 from mbrl.models.known.cartpole import KnownCartPole
-from mbrl.planners.mcts import MCTS, MCTSConfig
-from mbrl.planners.mcts_select import dirichlet_noise, sample_gamma, visit_policy
-from mbrl.planners.mcts_tree import backup, empty_tree, subtree
+from mbrl.planners.mcts.planner import MCTS, MCTSConfig
+from mbrl.planners.mcts.select import dirichlet_noise, sample_gamma, visit_policy
+from mbrl.planners.mcts.tree import backup, empty_tree, subtree
 from mbrl.planners.registry import PlannerContext, build_planner
 from mbrl.spaces import ActionCodec
 from mbrl.task_fns.classic import cartpole_reward, cartpole_termination

@@ -12,10 +12,10 @@ from mbrl.agents.belief import BeliefAgent
 from mbrl.agents.planet_loop import PlanetConfig, run_planet
 from mbrl.data.sequence_buffer import SequenceBatch, random_sequence_batch
 from mbrl.models.checkpoint import load_checkpoint, save_checkpoint
-from mbrl.models.rssm import RSSM
-from mbrl.models.rssm_latent import LatentDynamics, LatentReward
-from mbrl.models.rssm_networks import RSSMConfig
-from mbrl.models.rssm_training import RSSMTrainConfig
+from mbrl.models.rssm.latent import LatentDynamics, LatentReward
+from mbrl.models.rssm.model import RSSM
+from mbrl.models.rssm.networks import RSSMConfig
+from mbrl.models.rssm.training import RSSMTrainConfig
 from mbrl.planners.registry import PlannerContext, build_planner
 from mbrl.rollout import rollout
 from mbrl.spaces import ActionCodec

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mbrl.models.rssm import RSSM, LatentState
+from mbrl.models.rssm.model import RSSM, LatentState
 from mbrl.planners.base import Planner
 from mbrl.spaces import ActionCodec
 
@@ -17,7 +17,7 @@ class BeliefAgent:
     """Keeps the RSSM belief ``(h, z)`` and the last action; plans from the feature vector.
 
     ``act(obs)`` filters ``obs`` with the posterior (the last action led into it), asks
-    ``planner`` (built over :class:`~mbrl.models.rssm_latent.LatentDynamics`, so it sees an
+    ``planner`` (built over :class:`~mbrl.models.rssm.latent.LatentDynamics`, so it sees an
     ordinary ``(F,)`` observation) for a plan, adds Gaussian exploration noise to its first
     action, clips it to the bounds and remembers it. With an
     :class:`~mbrl.envs.observation_wrappers.ActionRepeat` env each call covers ``R`` env steps.

@@ -30,10 +30,10 @@ from mbrl.agents.loop import EpisodeRecord
 from mbrl.data.sequence_buffer import SequenceBatch, SequenceBuffer
 from mbrl.envs.observation_wrappers import ActionRepeat
 from mbrl.models.checkpoint import save_checkpoint
-from mbrl.models.rssm import RSSM
-from mbrl.models.rssm_latent import LatentDynamics, LatentReward
-from mbrl.models.rssm_networks import RSSMConfig
-from mbrl.models.rssm_training import RSSMTrainConfig, RSSMTrainer
+from mbrl.models.rssm.latent import LatentDynamics, LatentReward
+from mbrl.models.rssm.model import RSSM
+from mbrl.models.rssm.networks import RSSMConfig
+from mbrl.models.rssm.training import RSSMTrainConfig, RSSMTrainer
 from mbrl.planners.registry import PlannerContext, build_planner, planner_entry
 from mbrl.seeding import make_generator, resolve_device, seed_everything
 from mbrl.spaces import ActionCodec

@@ -27,13 +27,14 @@ from mbrl.dyna.mbpo import MBPOConfig, MBPOResult, run_mbpo
 from mbrl.dyna.surrogate import (
     SurrogateCore,
     SurrogateEnv,
+    SurrogateVectorEnv,
     load_surrogate,
+    load_surrogate_vector,
     read_surrogate_metadata,
     save_surrogate,
     space_from_dict,
     space_to_dict,
 )
-from mbrl.dyna.vector_surrogate import SurrogateVectorEnv, load_surrogate_vector
 
 SURROGATE_ENV_ID = "mbrl/Surrogate-v0"
 DYNA_MAZE_ENV_ID = "mbrl/DynaMaze-v0"
@@ -73,8 +74,8 @@ def _register() -> None:
     if SURROGATE_ENV_ID not in gymnasium.registry:
         gymnasium.register(
             id=SURROGATE_ENV_ID,
-            entry_point="mbrl.dyna.surrogate:make_surrogate_env",
-            vector_entry_point="mbrl.dyna.vector_surrogate:make_surrogate_vector_env",
+            entry_point="mbrl.dyna.surrogate.io:make_surrogate_env",
+            vector_entry_point="mbrl.dyna.surrogate.vector_env:make_surrogate_vector_env",
         )
     if DYNA_MAZE_ENV_ID not in gymnasium.registry:
         gymnasium.register(id=DYNA_MAZE_ENV_ID, entry_point="mbrl.dyna.mazes:DynaMazeEnv")

@@ -18,10 +18,15 @@ from mbrl.models.layers import EnsembleLinear, EnsembleMLP
 from mbrl.models.mlp import MLPDynamics
 from mbrl.models.normalization import Normalizer
 from mbrl.models.policy_model import LearnedPolicy, fit_policy
-from mbrl.models.rssm import RSSM, LatentState
-from mbrl.models.rssm_latent import LatentDynamics, LatentReward
-from mbrl.models.rssm_networks import RSSMConfig
-from mbrl.models.rssm_training import RSSMTrainConfig, RSSMTrainer
+from mbrl.models.rssm import (
+    RSSM,
+    LatentDynamics,
+    LatentReward,
+    LatentState,
+    RSSMConfig,
+    RSSMTrainConfig,
+    RSSMTrainer,
+)
 from mbrl.models.task_models import LearnedReward, LearnedTermination
 from mbrl.models.training import FitConfig, FitReport, fit
 from mbrl.models.value_model import LearnedValue, fit_value

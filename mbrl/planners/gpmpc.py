@@ -2,7 +2,7 @@
 
 Kamthe & Deisenroth (2018), arXiv:1706.06491. Every ``plan(obs)`` optimises the whole action
 sequence ``(H, A)`` for the expected (discounted) cumulative reward of the belief
-``N(mean, cov)`` that :meth:`~mbrl.models.gp.GPDynamics.propagate` pushes through the GP
+``N(mean, cov)`` that :meth:`~mbrl.models.gp.model.GPDynamics.propagate` pushes through the GP
 (moment matching, linearisation or mean-only), by L-BFGS-B (scipy) with box bounds equal to the
 action bounds and exact gradients from torch autograd through the whole propagation.
 
@@ -53,7 +53,7 @@ import torch
 from torch import Tensor
 
 from mbrl.models.base import DynamicsModel
-from mbrl.models.gp_moments import GaussianState, cubature_points
+from mbrl.models.gp.moments import GaussianState, cubature_points
 from mbrl.planners.base import Planner, as_obs_tensor
 from mbrl.planners.registry import PlannerContext, register_planner
 from mbrl.task_fns import RewardFn, TerminationFn

@@ -18,7 +18,7 @@ import torch
 from linear_operator.utils.errors import NotPSDError
 from torch import Tensor, nn
 
-from mbrl.models.gp_core import GPPosterior, check_kernel, kernel_matrix
+from mbrl.models.gp.core import GPPosterior, check_kernel, kernel_matrix
 
 
 def _log_positive() -> gpytorch.constraints.Positive:

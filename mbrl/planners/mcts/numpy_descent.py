@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mbrl.planners.mcts_tree import DISCOUNT, REWARD, VALUE_SUM, VIRTUAL, VISITS, Tree
+from mbrl.planners.mcts.tree import DISCOUNT, REWARD, VALUE_SUM, VIRTUAL, VISITS, Tree
 
 
 @dataclass(frozen=True)

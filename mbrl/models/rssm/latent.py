@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from mbrl.models.base import PARTICLES, DynamicsModel
-from mbrl.models.rssm import RSSM, LatentState
+from mbrl.models.rssm.model import RSSM, LatentState
 
 
 class LatentDynamics(DynamicsModel):

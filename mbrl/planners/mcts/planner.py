@@ -11,7 +11,7 @@ Batching, two ways:
   descent adds a virtual loss along its path so the next goes elsewhere, and the new leaves of
   the round are expanded in one ``model.step`` call and evaluated by one batched rollout;
 * ``B`` independent searches (``search(obs (B, O))``) advance together: every array of the
-  tree (:mod:`mbrl.planners.mcts_tree`) has a leading ``B``.
+  tree (:mod:`mbrl.planners.mcts.tree`) has a leading ``B``.
 
 A descent that reaches a node allocated earlier in the same round (a *collision*) is dropped:
 its virtual loss stays until the round ends and it counts as no simulation. Each root stops
@@ -52,8 +52,8 @@ from torch import Tensor
 
 from mbrl.models.base import DynamicsModel, propagation_mode
 from mbrl.planners.base import Planner, as_obs_tensor
-from mbrl.planners.mcts_numpy import SelectParams, descend_numpy
-from mbrl.planners.mcts_select import (
+from mbrl.planners.mcts.numpy_descent import SelectParams, descend_numpy
+from mbrl.planners.mcts.select import (
     dirichlet_noise,
     puct_scores,
     uct_scores,
@@ -61,7 +61,7 @@ from mbrl.planners.mcts_select import (
     visit_policy,
     widening_limit,
 )
-from mbrl.planners.mcts_tree import (
+from mbrl.planners.mcts.tree import (
     DISCOUNT,
     REWARD,
     VALUE_SUM,
@@ -280,7 +280,7 @@ class SearchOutput:
         root_value: ``(B,)`` mean backed-up value of the root.
         simulations: ``(B,)`` simulations run by this search.
         descents: descents made (all roots together), collisions: descents dropped.
-        tree: the search tree (:class:`~mbrl.planners.mcts_tree.Tree`).
+        tree: the search tree (:class:`~mbrl.planners.mcts.tree.Tree`).
     """
 
     slot: Tensor

@@ -1,6 +1,6 @@
 """Closed-form GP posteriors in plain torch: kernels, predictive moments and mean Jacobians.
 
-Both fitting paths of :class:`~mbrl.models.gp.GPDynamics` (exact marginal likelihood and the
+Both fitting paths of :class:`~mbrl.models.gp.model.GPDynamics` (exact marginal likelihood and the
 sparse variational GP) end in the same :class:`GPPosterior`, a set of tensors for ``O``
 independent GPs over ``D`` normalised inputs::
 

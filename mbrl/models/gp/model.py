@@ -13,7 +13,7 @@ Fitting (``fit_transitions``, called by :func:`mbrl.models.fit`):
   inducing locations (k-means start) from a fixed number of minibatch steps, so fitting time
   stays bounded as data grows.
 
-Prediction uses a :class:`~mbrl.models.gp_core.GPPosterior`: the exact posterior while
+Prediction uses a :class:`~mbrl.models.gp.core.GPPosterior`: the exact posterior while
 ``N <= num_inducing``, otherwise the optimal sparse posterior over all data with
 ``num_inducing`` inducing points (k-means centres, or the SVGP's learned ones). This keeps
 planning cost ``O(num_inducing^2)`` per row and step, independent of the data size.
@@ -24,7 +24,7 @@ Rollouts (the :mod:`mbrl.rollout` engine and planners):
   ``step`` draws each row's next observation from the GP's marginal predictive distribution,
   independently per row and per step (the standard "sampling" propagation for shooting;
   it ignores the posterior correlation between steps of one trajectory);
-* :class:`~mbrl.models.gp_moments.GaussianState` states (``moment_matching`` or
+* :class:`~mbrl.models.gp.moments.GaussianState` states (``moment_matching`` or
   ``linearization``): the belief ``N(mean (M, O), cov (M, O, O))`` is propagated in closed form,
   ``observe`` returns its mean. :meth:`GPDynamics.propagate` also returns ``cov[s_t, s_t+1]``
   (the GP-MPC planner takes reward expectations over the joint).
@@ -58,7 +58,7 @@ from mbrl.data.buffer import TransitionBatch
 from mbrl.models.base import DIFFERENTIABLE, PARTICLES, DynamicsModel, ModelState
 from mbrl.models.checkpoint import register_checkpointable
 from mbrl.models.configs import register_config
-from mbrl.models.gp_core import (
+from mbrl.models.gp.core import (
     GPPosterior,
     check_kernel,
     exact_posterior,
@@ -69,15 +69,15 @@ from mbrl.models.gp_core import (
     sparse_posterior,
     sparse_statistics,
 )
-from mbrl.models.gp_exact import (
+from mbrl.models.gp.exact import (
     FitFailure,
     GPHyperparameters,
     HyperFitResult,
     add_points_exact,
     fit_exact_hyperparameters,
 )
-from mbrl.models.gp_moments import GaussianState, moment_match
-from mbrl.models.gp_sparse import fit_sparse_hyperparameters
+from mbrl.models.gp.moments import GaussianState, moment_match
+from mbrl.models.gp.sparse import fit_sparse_hyperparameters
 from mbrl.models.normalization import Normalizer
 from mbrl.models.registry import register_model
 from mbrl.models.training import FitConfig, FitReport
@@ -107,7 +107,7 @@ class GPConfig:
         propagation: what :meth:`GPDynamics.initial_state` starts and ``step`` does in the
             rollout engine: ``sample`` (tensor particles, a fresh posterior sample per row and
             step; default), ``moment_matching`` (exact for ``rbf``) or ``linearization``
-            (Gaussian beliefs, see :class:`~mbrl.models.gp_moments.GaussianState`).
+            (Gaussian beliefs, see :class:`~mbrl.models.gp.moments.GaussianState`).
         predict_noise: predictions of the next observation include the learned noise
             variance (default True); False predicts the latent function only.
         sparse_threshold: above this many transitions the hyperparameters are fitted by the

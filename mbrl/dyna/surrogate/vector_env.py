@@ -6,7 +6,7 @@ one termination call, instead of ``N`` Python-level env steps. Autoreset mode is
 is reset within the same ``step`` call, the returned observation is its new start state, and its
 last observation is in ``infos["final_obs"]`` (a dense ``(N, O)`` array; rows where
 ``infos["_final_obs"]`` is True are valid). Copies get a random ensemble member per step (rows
-are permuted before each model step). See :mod:`mbrl.dyna.surrogate` for clipping, penalties and
+are permuted before each model step). See :mod:`mbrl.dyna.surrogate.core` for clipping, penalties and
 divergence handling, which are the same as the single env's.
 """
 
@@ -23,14 +23,10 @@ from gymnasium.vector.utils import batch_space
 from torch import Tensor
 
 from mbrl.data.buffer import TransitionBuffer
-from mbrl.dyna.surrogate import (
-    RewardFn,
-    SurrogateEnv,
-    SurrogateHandle,
-    TerminationFn,
-    _load_parts,
-)
+from mbrl.dyna.surrogate.env import SurrogateEnv, SurrogateHandle
+from mbrl.dyna.surrogate.io import _load_parts
 from mbrl.models.base import DynamicsModel
+from mbrl.task_fns import RewardFn, TerminationFn
 from mbrl.validation import check_positive_int
 
 
@@ -44,14 +40,14 @@ class SurrogateVectorEnv(SurrogateHandle, gym.vector.VectorEnv):
 
     Args:
         model, observation_space, action_space, reward_fn, termination_fn, start_states,
-        uncertainty_penalty, clip_observations: as :class:`~mbrl.dyna.surrogate.SurrogateCore`
+        uncertainty_penalty, clip_observations: as :class:`~mbrl.dyna.surrogate.core.SurrogateCore`
             (``observation_space``/``action_space`` are the *single* copy's spaces).
         num_envs: number of copies ``N``.
         max_episode_steps: per-copy truncation (default 1000; ``None``: never).
         info: extra metadata kept as ``surrogate_info``.
 
     Raises:
-        TypeError / ValueError: as :class:`~mbrl.dyna.surrogate.SurrogateCore`, plus a
+        TypeError / ValueError: as :class:`~mbrl.dyna.surrogate.core.SurrogateCore`, plus a
             non-positive ``num_envs`` or ``max_episode_steps``.
     """
 
@@ -198,8 +194,8 @@ def load_surrogate_vector(
     uncertainty_penalty: float | None = None,
     clip_observations: bool = True,
 ) -> SurrogateVectorEnv:
-    """Rebuild a saved surrogate (:func:`~mbrl.dyna.surrogate.save_surrogate`) as ``num_envs``
-    batched copies; arguments as :func:`~mbrl.dyna.surrogate.load_surrogate`."""
+    """Rebuild a saved surrogate (:func:`~mbrl.dyna.surrogate.io.save_surrogate`) as ``num_envs``
+    batched copies; arguments as :func:`~mbrl.dyna.surrogate.io.load_surrogate`."""
     parts = _load_parts(directory, device)
     meta = parts["meta"]
     return SurrogateVectorEnv(

@@ -11,7 +11,7 @@ decoder, the reward head and the planner read.
 
 Training (:meth:`RSSM.loss`) maximises the ELBO on chunks: reconstruction + reward
 log-likelihood - ``max(KL(posterior || prior), free_nats)``, plus optional latent overshooting.
-Planning uses :class:`~mbrl.models.rssm_latent.LatentDynamics`, a ``DynamicsModel`` view whose
+Planning uses :class:`~mbrl.models.rssm.latent.LatentDynamics`, a ``DynamicsModel`` view whose
 observation is ``f``.
 """
 
@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from mbrl.data.sequence_buffer import SequenceBatch
 from mbrl.models.checkpoint import register_checkpointable
 from mbrl.models.normalization import Normalizer
-from mbrl.models.rssm_networks import (
+from mbrl.models.rssm.networks import (
     ConvDecoder,
     ConvEncoder,
     GaussianHead,

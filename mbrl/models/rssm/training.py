@@ -8,7 +8,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mbrl.data.sequence_buffer import SequenceBuffer
-from mbrl.models.rssm import RSSM
+from mbrl.models.rssm.model import RSSM
 from mbrl.validation import check_positive_int
 
 

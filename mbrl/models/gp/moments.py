@@ -8,7 +8,7 @@
 * :func:`cubature_points` -- the ``2n`` spherical-cubature (unscented, kappa = 0) points of
   a Gaussian, used to take expectations of arbitrary reward functions under a Gaussian state.
 
-All inputs/outputs live in the GP's normalised space; :class:`~mbrl.models.gp.GPDynamics`
+All inputs/outputs live in the GP's normalised space; :class:`~mbrl.models.gp.model.GPDynamics`
 maps them to and from observation space. Everything is differentiable w.r.t. ``mu``/``Sigma``.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from mbrl.models.gp_core import GPPosterior, predict_with_jacobian
+from mbrl.models.gp.core import GPPosterior, predict_with_jacobian
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ SVGPs as one batched gpytorch ``ApproximateGP`` learn the kernel hyperparameters
 inducing locations from minibatches (a fixed number of Adam steps, so the cost is bounded
 whatever the data size). Inducing points start at k-means centres of the inputs. Predictions
 then use the optimal ``q(u)`` for those inducing points over *all* data
-(:func:`mbrl.models.gp_core.sparse_posterior`).
+(:func:`mbrl.models.gp.core.sparse_posterior`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from linear_operator.utils.errors import NotPSDError
 from torch import Tensor
 
-from mbrl.models.gp_exact import FitFailure, GPHyperparameters, HyperFitResult
+from mbrl.models.gp.exact import FitFailure, GPHyperparameters, HyperFitResult
 
 
 class BatchSVGP(gpytorch.models.ApproximateGP):

@@ -1,0 +1,14 @@
+"""Gaussian-process dynamics: one independent GP per output dimension, batched in torch.
+
+- :mod:`~mbrl.models.gp.model`: :class:`GPDynamics`, the :class:`~mbrl.models.base.DynamicsModel`
+  (config, fitting, sample / moment-matching / linearised propagation);
+- :mod:`~mbrl.models.gp.core`: kernels and the exact / sparse posteriors;
+- :mod:`~mbrl.models.gp.exact`: exact marginal-likelihood hyperparameter fitting;
+- :mod:`~mbrl.models.gp.sparse`: sparse variational fitting for large buffers;
+- :mod:`~mbrl.models.gp.moments`: Gaussian beliefs (:class:`GaussianState`) and moment matching.
+"""
+
+from mbrl.models.gp.model import GPConfig, GPDynamics, GPFitError, GPFitInfo, GPFitWarning
+from mbrl.models.gp.moments import GaussianState
+
+__all__ = ["GPConfig", "GPDynamics", "GPFitError", "GPFitInfo", "GPFitWarning", "GaussianState"]
