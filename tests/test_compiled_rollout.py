@@ -10,7 +10,7 @@ import torch
 from mbrl.models import DeltaModelConfig, GaussianEnsemble, MLPDynamics
 from mbrl.planners import CEMConfig, CEMOptimizer, SamplingPlanner
 from mbrl.rollout import rollout
-from mbrl.rollout_compiled import CompiledRollout, compile_planner
+from mbrl.rollout.compiled import CompiledRollout, compile_planner
 from mbrl.task_fns import get_task_fns
 
 FNS = get_task_fns("InvertedPendulum-v5")  # reward and a termination function

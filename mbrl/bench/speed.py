@@ -25,7 +25,7 @@ from mbrl.planners.cem import CEMConfig, CEMOptimizer
 from mbrl.planners.registry import ICEM_DEFAULTS, PlannerContext, build_planner, planner_names
 from mbrl.planners.sampling import SamplingPlanner
 from mbrl.rollout import rollout
-from mbrl.rollout_compiled import CompiledRollout, compile_planner
+from mbrl.rollout.compiled import CompiledRollout, compile_planner
 from mbrl.spaces import ActionCodec
 
 
@@ -228,7 +228,7 @@ def model_rollout_speed(
 
     The bare pass is the network alone (``model.net`` on an ``(E, N*P/E, O+A)`` tensor) for
     network models, and ``model.step`` on pre-tiled ``(N*P, O)`` / ``(N*P, A)`` tensors for
-    others. ``backend`` is a :class:`~mbrl.rollout_compiled.CompiledRollout` mode
+    others. ``backend`` is a :class:`~mbrl.rollout.compiled.CompiledRollout` mode
     (``eager`` = :func:`mbrl.rollout.rollout`).
     """
     model, shape = make_speed_model(kind, shape, device, dtype)
@@ -318,7 +318,7 @@ def planner_latency_ms(
 
     Uses :data:`PLANNER_SHAPE_OPTIONS`, horizon ``shape.horizon``, ``shape.particles``
     particles and a Box ``[-1, 1]^A`` action space. ``backend`` != ``eager`` scores
-    candidates with :func:`~mbrl.rollout_compiled.compile_planner` (sampling planners only).
+    candidates with :func:`~mbrl.rollout.compiled.compile_planner` (sampling planners only).
 
     Returns:
         ``(milliseconds, note)``.
@@ -408,7 +408,7 @@ def speed_report(
     - CEM / iCEM latency per action at the PETS and mbrl-lib shapes (both dtypes);
     - latency per action of every other planner in ``planners`` at the PETS shape (float32);
     - with ``compiled``: the ensemble rollout and CEM latency through
-      :class:`~mbrl.rollout_compiled.CompiledRollout` (``graph`` and ``compile`` backends;
+      :class:`~mbrl.rollout.compiled.CompiledRollout` (``graph`` and ``compile`` backends;
       on CPU the graph row notes its eager fallback).
 
     ``compiled_backends`` picks which of those run (``compile`` on CPU means minutes of

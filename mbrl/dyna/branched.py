@@ -17,6 +17,7 @@ from torch import Tensor
 
 from mbrl.data.buffer import TransitionBatch, TransitionBuffer
 from mbrl.models.base import DynamicsModel
+from mbrl.rollout.transition import transition
 from mbrl.validation import check_positive_int
 
 BatchPolicy = Callable[[Tensor], Tensor]
@@ -108,7 +109,6 @@ def branched_rollouts(
         raise ValueError(f"uncertainty_penalty needs an ensemble; {type(model).__name__} has none")
     device = model.device
     obs = start_obs.to(device=device, dtype=torch.float32)
-    members = int(getattr(model, "num_active", getattr(model, "ensemble_size", 1)))
     parts: list[TransitionBatch] = []
     for _ in range(length):
         n = obs.shape[0]
@@ -121,28 +121,25 @@ def branched_rollouts(
                 f"got {tuple(action.shape)}"
             )
         state = model.initial_state(obs, 1, generator)
-        if members > 1 and isinstance(state, Tensor):
-            perm = torch.randperm(n, generator=generator, device=generator.device).to(device)
-            nxt = model.step(state[perm], action[perm], generator)
-            nxt = torch.empty_like(nxt).index_copy_(0, perm, nxt)
-        else:
-            nxt = model.step(state, action, generator)
-        next_obs = model.observe(nxt)
-        ok = torch.isfinite(next_obs).all(dim=1)
-        if obs_bounds is not None:
-            next_obs = torch.maximum(torch.minimum(next_obs, obs_bounds[1]), obs_bounds[0])
-        if not bool(ok.all()):
-            obs, action, next_obs = obs[ok], action[ok], next_obs[ok]
-            n = obs.shape[0]
-            if n == 0:
-                break
-        reward = reward_fn(obs, action, next_obs).reshape(n).to(torch.float32)
-        if uncertainty_penalty > 0:
-            reward = reward - uncertainty_penalty * model.member_disagreement(obs, action)
-        if termination_fn is not None:
-            done = termination_fn(obs, action, next_obs).reshape(n).to(torch.bool)
-        else:
-            done = torch.zeros(n, dtype=torch.bool, device=device)
+        tr = transition(
+            model,
+            state,
+            obs,
+            action,
+            reward_fn,
+            termination_fn,
+            generator,
+            obs_bounds=obs_bounds,
+            uncertainty_penalty=uncertainty_penalty,
+            shuffle_members=True,
+        )
+        # Diverged rows are dropped: synthetic data holds only transitions the model predicted.
+        keep = tr.finite
+        obs, action = obs[keep], action[keep]
+        next_obs, reward, done = tr.obs[keep], tr.reward[keep].float(), tr.done[keep]
+        n = obs.shape[0]
+        if n == 0:
+            break
         batch = TransitionBatch(
             obs, action, reward, next_obs, done, torch.zeros(n, dtype=torch.bool, device=device)
         )

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from mbrl.data.buffer import TransitionBuffer
 from mbrl.models.base import DynamicsModel
+from mbrl.rollout.transition import transition
 from mbrl.spaces import ActionCodec, observation_dim
 from mbrl.task_fns import RewardFn, TerminationFn
 
@@ -250,33 +251,21 @@ class SurrogateCore:
 
         Returns:
             ``(next_state, next_obs (N, O), reward (N,), terminated (N,) bool,
-            diverged (N,) bool)``; diverged rows keep ``obs`` and are terminated.
+            diverged (N,) bool)`` from :func:`mbrl.rollout.transition.transition`: diverged
+            rows keep ``obs``, pay 0 and are terminated (the one divergence rule).
         """
-        model = self.model
-        perm = None
-        if shuffle_members and self._n_members > 1 and isinstance(state, Tensor):
-            perm = torch.randperm(obs.shape[0], generator=generator, device=generator.device)
-            perm = perm.to(self.device)
-            next_state = model.step(state[perm], action[perm], generator)
-            next_state = torch.empty_like(next_state).index_copy_(0, perm, next_state)
-        else:
-            next_state = model.step(state, action, generator)
-        raw = model.observe(next_state)
-        obs_space_model = raw is next_state
-        finite = torch.isfinite(raw).all(dim=1)
-        diverged = ~finite
-        if bool(diverged.any()):
-            raw = torch.where(finite.unsqueeze(1), raw, obs)
-        next_obs = self.clip(raw)
-        if obs_space_model:
-            # The state is the observation: continue from the clipped (finite) observation.
-            next_state = next_obs
-        reward = self.reward_fn(obs, action, next_obs).reshape(-1).to(torch.float32)
-        if self.uncertainty_penalty > 0:
-            reward = reward - self.uncertainty_penalty * model.member_disagreement(obs, action)
-        if self.termination_fn is not None:
-            terminated = self.termination_fn(obs, action, next_obs).reshape(-1).to(torch.bool)
-        else:
-            terminated = torch.zeros(obs.shape[0], dtype=torch.bool, device=obs.device)
-        terminated = terminated | diverged
-        return next_state, next_obs, reward, terminated, diverged
+        bounds = (self.obs_low, self.obs_high) if self.clip_observations else None
+        tr = transition(
+            self.model,
+            state,
+            obs,
+            action,
+            self.reward_fn,
+            self.termination_fn,
+            generator,
+            obs_bounds=bounds,
+            uncertainty_penalty=self.uncertainty_penalty,
+            shuffle_members=shuffle_members,
+        )
+        reward = tr.reward.to(torch.float32)
+        return tr.state, tr.obs, reward, tr.done, ~tr.finite

@@ -12,7 +12,7 @@ Backends (``mode``):
 - ``"graph"``: CUDA graphs; on CPU it falls back to eager (``fallback_reason`` says why);
 - ``"compile"``: ``torch.compile`` of the rollout (any device; ``compile_options`` are passed
   to ``torch.compile``);
-- ``"eager"``: :func:`mbrl.rollout.rollout`.
+- ``"eager"``: the rollout core (:func:`mbrl.rollout.core.simulate`).
 
 A backend that fails (capture of an op that cannot be captured, a compiler error) falls back
 to eager once, with a warning, and records the reason. Graphs are re-captured automatically
@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from mbrl.models.base import DynamicsModel
-from mbrl.rollout import rollout
+from mbrl.rollout.core import simulate
 from mbrl.task_fns import RewardFn, TerminationFn
 from mbrl.validation import check_positive_int
 
@@ -153,16 +153,15 @@ class CompiledRollout:
 
     # ------------------------------------------------------------------------- calls
     def _eager(self, obs: Tensor, candidates: Tensor) -> Tensor:
-        return rollout(
+        return simulate(
             self.model,
-            obs,
-            candidates,
+            obs.unsqueeze(0).expand(candidates.shape[0], -1),
             self.reward_fn,
             self.termination_fn,
+            actions=candidates,
             n_particles=self.n_particles,
             gamma=self.gamma,
             generator=self.generator,
-            validate=False,
         ).returns
 
     def _initial_state(self, obs: Tensor, n: int) -> Tensor:
@@ -182,37 +181,24 @@ class CompiledRollout:
         return state
 
     def rollout_from_state(self, state: Tensor, candidates: Tensor) -> Tensor:
-        """The engine's loop from a start ``state (P * N, S)``: returns ``(N,)``.
+        """The rollout core from a start ``state (P * N, S)``: returns ``(N,)``.
 
-        The same operations in the same order as :func:`mbrl.rollout.rollout` (so the same
-        numbers for the same generator state), without its validation: this is the body that
-        is captured or compiled.
+        :func:`mbrl.rollout.core.simulate` itself (so the same numbers as the eager path for
+        the same generator state), without validation: this is the body that is captured or
+        compiled.
         """
-        n, horizon, a_dim = candidates.shape
-        p = self.n_particles
-        m = p * n
-        current = self.model.observe(state)
-        tiled = (
-            candidates.transpose(0, 1)
-            .unsqueeze(1)
-            .expand(horizon, p, n, a_dim)
-            .reshape(horizon, m, a_dim)
-        )
-        total = torch.zeros(m, dtype=current.dtype, device=current.device)
-        alive = torch.ones(m, dtype=current.dtype, device=current.device)
-        discount = 1.0
-        for t in range(horizon):
-            act = tiled[t]
-            state = self.model.step(state, act, self.generator)
-            nxt = self.model.observe(state)
-            reward = self.reward_fn(current, act, nxt).to(total.dtype) * alive
-            total = total + discount * reward
-            if self.termination_fn is not None:
-                alive = alive * (~self.termination_fn(current, act, nxt)).to(alive.dtype)
-            current = nxt
-            discount *= self.gamma
-        total = torch.where(torch.isfinite(total), total, torch.full_like(total, -torch.inf))
-        return total.view(p, n).mean(0)
+        n = candidates.shape[0]
+        return simulate(
+            self.model,
+            candidates.new_empty(n, 0),
+            self.reward_fn,
+            self.termination_fn,
+            actions=candidates,
+            n_particles=self.n_particles,
+            gamma=self.gamma,
+            generator=self.generator,
+            start_state=state,
+        ).returns
 
     @torch.no_grad()
     def __call__(self, obs: Tensor, candidates: Tensor) -> Tensor:
