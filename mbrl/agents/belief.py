@@ -19,7 +19,8 @@ class BeliefAgent:
     ``act(obs)`` filters ``obs`` with the posterior (the last action led into it), asks
     ``planner`` (built over :class:`~mbrl.models.rssm.latent.LatentDynamics`, so it sees an
     ordinary ``(F,)`` observation) for a plan, adds Gaussian exploration noise to its first
-    action, clips it to the bounds and remembers it. With an
+    action, clips it to the bounds and remembers it. It replans at every call, so before each
+    plan but the first of an episode it calls ``planner.advance(1)``. With an
     :class:`~mbrl.envs.observation_wrappers.ActionRepeat` env each call covers ``R`` env steps.
 
     Args:
@@ -64,6 +65,7 @@ class BeliefAgent:
         self.state: LatentState = self.rssm.initial_state(1)
         self._last_action = torch.zeros(1, self.rssm.action_dim, device=self.rssm.device)
         self.plan_seconds = []
+        self._planned = False
 
     def observe(self, obs: np.ndarray | Tensor) -> Tensor:
         """Filter one observation ``(*obs_shape)`` into the belief; returns features ``(F,)``.
@@ -84,7 +86,10 @@ class BeliefAgent:
         """Env action for observation ``obs (*obs_shape)`` (Box array, clipped)."""
         features = self.observe(obs)
         start = time.perf_counter()
+        if self._planned:
+            self.planner.advance(1)
         action = self.planner.plan(features)[0]
+        self._planned = True
         if self.exploration_noise > 0:
             half = (self._high - self._low) / 2
             noise = torch.randn(

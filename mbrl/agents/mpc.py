@@ -17,7 +17,9 @@ class MPCAgent:
     """Acts in a gymnasium env by replanning with ``planner`` every ``replan_every`` steps.
 
     ``act(obs (O,) numpy) -> env action`` (a clipped Box array or a Discrete int). Between
-    replans it executes the following actions of the last plan (open loop).
+    replans it executes the following actions of the last plan (open loop). Before each
+    replan but the first of an episode it calls ``planner.advance(k)`` with the ``k`` actions
+    of the previous plan it executed, so warm starts shift by what was actually executed.
 
     Args:
         planner: any :class:`~mbrl.planners.base.Planner`.
@@ -49,12 +51,14 @@ class MPCAgent:
         self.plan_seconds: list[float] = []
         self._plan: Tensor | None = None
         self._step = 0
+        self._executed = 0  # actions of the current plan executed so far
 
     def reset(self) -> None:
         """Start a new episode: drop the current plan and the planner's warm start."""
         self.planner.reset()
         self._plan = None
         self._step = 0
+        self._executed = 0
 
     def act(self, obs: np.ndarray) -> np.ndarray | int:
         """Action for observation ``obs (O,)``.
@@ -70,11 +74,14 @@ class MPCAgent:
         offset = self._step % self.replan_every
         if offset == 0 or self._plan is None or offset >= self._plan.shape[0]:
             start = time.perf_counter()
+            if self._plan is not None:
+                self.planner.advance(self._executed)
             self._plan = self.planner.plan(torch.as_tensor(arr, device=self.device))
             action = self.codec.decode(self._plan[0])  # the host copy also waits for the device
             self.plan_seconds.append(time.perf_counter() - start)
-            offset = 0
+            self._executed = 0
         else:
-            action = self.codec.decode(self._plan[offset])
+            action = self.codec.decode(self._plan[self._executed])
+        self._executed += 1
         self._step += 1
         return action

@@ -15,7 +15,8 @@ class Planner(ABC):
     """Maps an observation to a planned action sequence.
 
     ``plan(obs (O,)) -> actions (H, A)`` (encoded actions; the agent executes the first row);
-    ``reset()`` forgets the warm start at an episode boundary. Planners declare which action
+    ``reset()`` forgets the warm start at an episode boundary; ``advance(k)`` tells the planner
+    that ``k`` env steps of its last plan were executed, before it replans. Planners declare which action
     spaces they support through ``supports_continuous`` / ``supports_discrete``, and whether
     they score states past their horizon with a learned value (``accepts_value_fn``; the
     builder then receives ``PlannerContext.value_fn``) or roll out with a learned policy
@@ -33,6 +34,14 @@ class Planner(ABC):
 
     def reset(self) -> None:
         """Forget any warm-start state (call at the start of each episode)."""
+
+    def advance(self, steps: int) -> None:
+        """Record that ``steps`` env steps were executed since the last plan.
+
+        Called by the agent with the number of actions of the previous plan it executed,
+        before replanning (not before the first plan of an episode). Planners with a warm start
+        shift it by ``steps``; the default does nothing.
+        """
 
     @classmethod
     def check_action_space(cls, codec: ActionCodec) -> None:
