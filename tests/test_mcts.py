@@ -319,6 +319,45 @@ def test_soft_termination_discounts_by_the_continuation_probability() -> None:
         )
 
 
+class Diverging(DynamicsModel):
+    """Counts steps in its one observation; a step reaching ``limit`` predicts NaN."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.obs_dim, self.action_dim, self.limit = 1, 3, limit
+
+    def step(self, state, action, generator=None):
+        nxt = state + 1
+        return torch.where(nxt >= self.limit, torch.full_like(nxt, float("nan")), nxt)
+
+
+def test_a_diverging_model_ends_branches_paying_nothing() -> None:
+    def one_per_step(obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
+        return next_obs[:, 0] * 0 + 1  # NaN wherever the prediction is
+
+    def make(limit: int) -> MCTS:
+        cfg = MCTSConfig(num_simulations=6, leaves_per_batch=3, rollout_depth=5, gamma=1.0,
+                         rollout_from_root=False, max_depth=1, num_rollouts=2)  # fmt: skip
+        return MCTS(Diverging(limit), one_per_step, None, DISCRETE3, cfg,
+                    value_fn=lambda obs: torch.full((obs.shape[0],), 100.0))  # fmt: skip
+
+    # Leaf rollouts: 0 -> 1 -> 2 earn 1 each, the step to 3 diverges: it ends the rollout, pays
+    # nothing and takes no value bootstrap (5 steps and V = 100 would give 105).
+    out = make(3).search(torch.zeros(1, 1))
+    tree, used = out.tree, slice(0, int(out.tree.num_nodes[0]))
+    assert torch.isfinite(tree.stats).all() and torch.isfinite(tree.obs).all()
+    assert tree.raw_value[0, 0] == 2.0  # the root's rollout
+    assert torch.all(tree.raw_value[0, 1:4] == 1.0)  # children at 1: one step, then the end
+    torch.testing.assert_close(out.q_values, torch.full((1, 3), 2.0))
+    assert not tree.terminal[0, used].any()
+    # An expansion that diverges is terminal, pays nothing and keeps the parent's observation.
+    out = make(1).search(torch.zeros(1, 1))
+    kids = out.tree.children[0, 0]
+    assert out.tree.terminal[0, kids].all() and torch.all(out.tree.discount[0, kids] == 0.0)
+    assert torch.all(out.q_values == 0.0) and torch.all(out.tree.obs[0, kids] == 0.0)
+    assert out.tree.raw_value[0, 0] == 0.0  # the root's rollout diverged at once
+
+
 def test_selection_is_invariant_to_reward_scale() -> None:
     outs = []
     for scale in (1.0, 1000.0):

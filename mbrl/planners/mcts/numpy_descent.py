@@ -3,7 +3,7 @@
 A descent is a chain of tiny dependent operations (one level of the tree per step, ``B`` rows,
 ``K`` slots); on CPU each torch call costs several microseconds of overhead, numpy's about one.
 These functions read and write the tree's tensors through zero-copy numpy views, so the tree
-stays in tensors and the torch path (:meth:`mbrl.planners.mcts.MCTS._descend_torch`) remains the
+stays in tensors and the torch path (:func:`mbrl.planners.mcts.search.descend_torch`) remains the
 reference; tests check both give the same searches.
 """
 
@@ -48,7 +48,7 @@ def select_numpy(
     p: SelectParams,
 ) -> np.ndarray:
     """Slot ``(B,)`` to follow at ``node (B,)`` of trees ``ar (B,)`` (numpy twin of
-    :meth:`mbrl.planners.mcts.MCTS._select`); ``lo, scale, offset (B, 1)`` normalise Q."""
+    :func:`mbrl.planners.mcts.search.select_slots`); ``lo, scale, offset (B, 1)`` normalise Q."""
     stats = tree_np["stats"]
     child = tree_np["children"][ar, node]  # (B, K)
     cs = stats[ar[:, None], child]  # (B, K, 5)
