@@ -2,12 +2,22 @@
 
 A checkpoint rebuilds its model without the caller knowing the class
 (``load_checkpoint(path) -> (model, metadata)``), and every failure mode (missing, corrupt,
-foreign, mismatched) raises one ``ValueError`` that names the file and the problem.
+foreign, tampered, mismatched) raises one ``ValueError`` that names the file and the problem.
+
+Loading never executes code from the file: files are read with ``torch.load(weights_only=True)``
+(tensors and plain containers only; a pickled object or callable is refused), constructor
+arguments are plain JSON-like values (dataclass configs are stored as dicts and rebuilt from
+the project's own registry), and the class comes from the registry of
+:func:`register_checkpointable`, never from the file. Every checkpoint carries a SHA-256 of its
+content (class, arguments, metadata and every tensor's bytes), verified on load, so a file
+changed after saving is refused instead of loading wrong weights.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,7 +26,7 @@ import torch
 from torch import nn
 
 _FORMAT = "mbrl-checkpoint"
-_VERSION = 1
+_VERSION = 2
 _CLASSES: dict[str, type[nn.Module]] = {}
 
 
@@ -42,6 +52,21 @@ def _init_kwargs(module: nn.Module) -> dict[str, Any]:
     return {k: _to_plain(v) for k, v in module.init_kwargs().items()}
 
 
+def content_hash(payload: dict[str, Any]) -> str:
+    """SHA-256 (hex) of a checkpoint's content: class, arguments, metadata and every tensor of
+    its ``state_dict`` (name, dtype, shape, bytes), independent of the file's pickling."""
+    digest = hashlib.sha256()
+    header = {k: payload.get(k) for k in ("format", "version", "class", "init_kwargs", "metadata")}
+    digest.update(json.dumps(header, sort_keys=True, default=repr).encode())
+    for key in sorted(payload.get("state_dict", {})):
+        tensor = payload["state_dict"][key]
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+        digest.update(
+            tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+        )
+    return digest.hexdigest()
+
+
 def save_checkpoint(
     path: str | os.PathLike, module: nn.Module, metadata: dict | None = None
 ) -> None:
@@ -59,6 +84,7 @@ def save_checkpoint(
         "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
         "metadata": metadata or {},
     }
+    payload["sha256"] = content_hash(payload)
     path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
@@ -69,16 +95,29 @@ def _read(path: Path) -> dict:
     if not path.exists():
         raise ValueError(f"checkpoint {str(path)!r} does not exist")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: the unpickler accepts tensors and plain containers only, so a file
+        # carrying a pickled callable is refused before anything in it runs.
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise ValueError(
-            f"checkpoint {str(path)!r} is corrupt or not a torch file ({err})"
+            f"checkpoint {str(path)!r} is corrupt, not a torch file, or holds objects other "
+            f"than tensors and plain data (refused without running them): {err}"
         ) from err
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise ValueError(f"{str(path)!r} is not an mbrl checkpoint (no '{_FORMAT}' header)")
     if payload.get("version") != _VERSION:
         raise ValueError(
             f"checkpoint {str(path)!r} has version {payload.get('version')}, expected {_VERSION}"
+        )
+    if not isinstance(payload.get("state_dict"), dict) or not all(
+        isinstance(v, torch.Tensor) for v in payload["state_dict"].values()
+    ):
+        raise ValueError(f"checkpoint {str(path)!r} has a malformed state_dict")
+    expected = payload.get("sha256")
+    if not isinstance(expected, str) or content_hash(payload) != expected:
+        raise ValueError(
+            f"checkpoint {str(path)!r} fails its SHA-256 check: the file was modified or "
+            "damaged after it was saved"
         )
     return payload
 
