@@ -112,7 +112,7 @@ def test_cem_planner_beats_random_actions_on_point_mass(point_mass):
     assert planned > random + 10
 
 
-def test_planner_warm_start_shifts_previous_plan(point_mass):
+def test_planner_warm_start_shifts_previous_plan_by_the_advanced_steps(point_mass):
     opt = CEMOptimizer(
         CEMConfig(population=50, iterations=1),
         torch.tensor([-1.0]),
@@ -122,13 +122,19 @@ def test_planner_warm_start_shifts_previous_plan(point_mass):
     planner = SamplingPlanner(point_mass, quadratic_reward, None, opt, horizon=5)
     seen = []
     opt_fn = opt.optimize
-    opt.optimize = lambda obj, init: (seen.append(init.clone()), opt_fn(obj, init))[1]
+    opt.optimize = lambda obj, init, *args: (seen.append(init.clone()), opt_fn(obj, init, *args))[1]
     first = planner.plan(torch.tensor([1.0, 0.0]))
-    planner.plan(torch.tensor([1.0, 0.0]))
+    planner.advance(1)
+    second = planner.plan(torch.tensor([1.0, 0.0]))
     assert torch.equal(seen[1][:-1], first[1:]) and seen[1][-1].item() == 0.0
+    planner.advance(2)
+    third = planner.plan(torch.tensor([1.0, 0.0]))
+    assert torch.equal(seen[2][:-2], second[2:]) and (seen[2][-2:] == 0.0).all()
+    planner.plan(torch.tensor([1.0, 0.0]))  # nothing executed: the previous plan unshifted
+    assert torch.equal(seen[3], third)
     planner.reset()
     planner.plan(torch.tensor([1.0, 0.0]))
-    assert torch.equal(seen[2], torch.zeros(5, 1))
+    assert torch.equal(seen[4], torch.zeros(5, 1))
 
 
 def test_planner_rejects_bad_observations(point_mass):

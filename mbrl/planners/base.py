@@ -60,12 +60,38 @@ class Planner(ABC):
 def as_obs_tensor(obs: Tensor, obs_dim: int, device: torch.device) -> Tensor:
     """Validate and move a single observation: ``(O,)`` float32 on ``device``.
 
+    Checked where it comes from, before the move (an observation from the env is on the host:
+    no device synchronisation).
+
     Raises:
         ValueError: wrong shape or non-finite values.
     """
-    obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
+    obs = torch.as_tensor(obs, dtype=torch.float32)
     if obs.shape != (obs_dim,):
         raise ValueError(f"obs must have shape ({obs_dim},), got {tuple(obs.shape)}")
+    _check_finite(obs)
+    return obs.to(device)
+
+
+def as_obs_batch(obs: Tensor, obs_dim: int, device: torch.device) -> Tensor:
+    """Validate and move one observation ``(O,)`` or a batch ``(B, O)``: ``(B, O)`` float32 on
+    ``device`` (``B = 1`` for a single observation). Checked before the move, as
+    :func:`as_obs_tensor`.
+
+    Raises:
+        ValueError: not ``(O,)`` / ``(B, O)`` with ``B >= 1``, or non-finite values.
+    """
+    obs = torch.as_tensor(obs, dtype=torch.float32)
+    if obs.ndim == 1:
+        obs = obs.unsqueeze(0)
+    if obs.ndim != 2 or obs.shape[1] != obs_dim or obs.shape[0] == 0:
+        raise ValueError(
+            f"obs must have shape ({obs_dim},) or (B, {obs_dim}), got {tuple(obs.shape)}"
+        )
+    _check_finite(obs)
+    return obs.to(device)
+
+
+def _check_finite(obs: Tensor) -> None:
     if not bool(torch.isfinite(obs).all()):
         raise ValueError(f"obs contains NaN or inf: {obs.tolist()}")
-    return obs

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from mbrl.planners.noise import colored_noise
-from mbrl.planners.optimizer import Objective, TrajectoryOptimizer
+from mbrl.planners.noise import Generators, colored_noise, sample_rows
+from mbrl.planners.optimizer import BatchObjective, TrajectoryOptimizer, shift_sequences
 from mbrl.validation import check_fraction, check_positive_int
 
 
@@ -61,6 +61,8 @@ class CEMConfig:
 class CEMOptimizer(TrajectoryOptimizer):
     """Maximise an objective by refitting a diagonal Gaussian to the elite candidates.
 
+    Each of the ``B`` problems of a batch has its own mean, std, elites and kept elites.
+
     Args:
         config: :class:`CEMConfig`; low/high: action bounds ``(A,)``; generator: randomness.
     """
@@ -70,48 +72,57 @@ class CEMOptimizer(TrajectoryOptimizer):
     ) -> None:
         super().__init__(low, high, generator)
         self.config = config
-        self._kept: Tensor | None = None
+        self._kept: Tensor | None = None  # (B, n_keep, H, A)
 
     def reset(self) -> None:
         """Drop kept elites."""
         self._kept = None
 
     def shift(self, steps: int = 1) -> None:
-        """Shift kept elites ``(k, H, A)`` by ``steps``, padding with the middle of the box."""
-        if self._kept is None or steps <= 0:
-            return
-        mid = (self.low + self.high) / 2
-        pad = mid.expand(self._kept.shape[0], min(steps, self._kept.shape[1]), -1)
-        self._kept = torch.cat([self._kept[:, steps:], pad], dim=1)
+        """Shift kept elites ``(B, k, H, A)`` by ``steps``, padding with the middle of the box."""
+        if self._kept is not None and steps > 0:
+            self._kept = shift_sequences(self._kept, steps, self.middle)
 
-    def optimize(self, objective: Objective, initial: Tensor) -> Tensor:
-        """CEM from mean ``initial (H, A)``; returns ``(H, A)`` inside the bounds."""
+    def optimize_batch(
+        self, objective: BatchObjective, initial: Tensor, generators: Generators
+    ) -> Tensor:
+        """CEM from means ``initial (B, H, A)``; returns ``(B, H, A)`` inside the bounds.
+
+        Kept elites from the previous call join the population only if they were made for
+        the same ``B`` and ``H``.
+        """
         cfg = self.config
-        horizon, a_dim = initial.shape
-        mean = initial.to(self.device, torch.float32).clone()
-        std = (cfg.init_std * (self.high - self.low) / 2).expand(horizon, a_dim).clone()
+        rows, horizon, a_dim = initial.shape
+        mean = initial.clone()
+        std = (cfg.init_std * (self.high - self.low) / 2).expand(rows, horizon, a_dim).clone()
         n_elite = cfg.num_elites
         n_keep = round(cfg.keep_elites_frac * n_elite)
         kept = self._kept if n_keep > 0 else None
+        if kept is not None and (kept.shape[0], kept.shape[2]) != (rows, horizon):
+            kept = None
         best = mean.clone()
-        best_score = torch.full((), -torch.inf, device=self.device)
+        best_score = torch.full((rows,), -torch.inf, device=self.device)
+        index = torch.arange(rows, device=self.device).unsqueeze(1)
         for it in range(cfg.iterations):
             k = max(2 * n_elite, round(cfg.population * cfg.population_decay**it))
-            noise = colored_noise((k, horizon, a_dim), cfg.noise_beta, self.generator, self.device)
-            samples = self.clamp(mean + std * noise)
-            extras = [kept] if kept is not None and kept.shape[1] == horizon else []
+            noise = sample_rows(self._noise, rows, (k, horizon, a_dim), generators)
+            samples = self.clamp(mean.unsqueeze(1) + std.unsqueeze(1) * noise)
+            extras = [kept] if kept is not None else []
             if cfg.return_best and it == cfg.iterations - 1:
-                extras.append(mean.unsqueeze(0))  # iCEM also scores the final mean
+                extras.append(mean.unsqueeze(1))  # iCEM also scores the final mean
             if extras:
-                samples = torch.cat([samples, *extras])
+                samples = torch.cat([samples, *extras], dim=1)
             scores = torch.nan_to_num(objective(samples), nan=-torch.inf)
-            top = torch.topk(scores, min(n_elite, samples.shape[0]))
-            elites = samples[top.indices]
-            mean = cfg.momentum * mean + (1 - cfg.momentum) * elites.mean(0)
-            std = cfg.momentum * std + (1 - cfg.momentum) * elites.std(0, unbiased=False)
-            better = top.values[0] > best_score
-            best = torch.where(better, elites[0], best)
-            best_score = torch.maximum(best_score, top.values[0])
-            kept = elites[:n_keep] if n_keep > 0 else None
+            top = torch.topk(scores, min(n_elite, samples.shape[1]), dim=1)
+            elites = samples[index, top.indices]  # (B, n_elite, H, A)
+            mean = cfg.momentum * mean + (1 - cfg.momentum) * elites.mean(1)
+            std = cfg.momentum * std + (1 - cfg.momentum) * elites.std(1, unbiased=False)
+            better = top.values[:, 0] > best_score
+            best = torch.where(better[:, None, None], elites[:, 0], best)
+            best_score = torch.maximum(best_score, top.values[:, 0])
+            kept = elites[:, :n_keep] if n_keep > 0 else None
         self._kept = kept
         return best if cfg.return_best else self.clamp(mean)
+
+    def _noise(self, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
+        return colored_noise(shape, self.config.noise_beta, generator, self.device)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from mbrl.planners.noise import colored_noise
-from mbrl.planners.optimizer import Objective, TrajectoryOptimizer
+from mbrl.planners.noise import Generators, colored_noise, sample_rows
+from mbrl.planners.optimizer import BatchObjective, TrajectoryOptimizer
 from mbrl.validation import check_positive_int
 
 
@@ -44,7 +44,7 @@ class MPPIConfig:
 
 
 class MPPIOptimizer(TrajectoryOptimizer):
-    """Exponentially weighted average of perturbed action sequences.
+    """Exponentially weighted average of perturbed action sequences (weights per problem).
 
     Args:
         config: :class:`MPPIConfig`; low/high: action bounds ``(A,)``; generator: randomness.
@@ -56,25 +56,28 @@ class MPPIOptimizer(TrajectoryOptimizer):
         super().__init__(low, high, generator)
         self.config = config
 
-    def optimize(self, objective: Objective, initial: Tensor) -> Tensor:
-        """MPPI updates from ``initial (H, A)``; returns ``(H, A)`` inside the bounds."""
+    def optimize_batch(
+        self, objective: BatchObjective, initial: Tensor, generators: Generators
+    ) -> Tensor:
+        """MPPI updates from ``initial (B, H, A)``, weights per row; returns ``(B, H, A)``."""
         cfg = self.config
-        horizon, a_dim = initial.shape
-        mean = initial.to(self.device, torch.float32).clone()
+        rows, horizon, a_dim = initial.shape
+        mean = initial.clone()
         std = cfg.noise_std * (self.high - self.low) / 2
         for _ in range(cfg.iterations):
-            noise = colored_noise(
-                (cfg.population, horizon, a_dim), cfg.noise_beta, self.generator, self.device
-            )
-            samples = self.clamp(mean + std * noise)
+            noise = sample_rows(self._noise, rows, (cfg.population, horizon, a_dim), generators)
+            samples = self.clamp(mean.unsqueeze(1) + std * noise)
             scores = torch.nan_to_num(objective(samples), nan=-torch.inf)
-            top = scores.max()
-            gap = scores - top  # -inf for diverged candidates; NaN everywhere if all diverged
+            top = scores.amax(1, keepdim=True)
+            gap = scores - top  # -inf for diverged candidates; NaN in a row where all diverged
             if cfg.normalize_scores:
                 finite = torch.where(torch.isfinite(scores), scores, top)
-                gap = gap / finite.std(unbiased=False).clamp_min(1e-8)
-            weights = torch.softmax(gap / cfg.temperature, dim=0)
-            update = (weights[:, None, None] * samples).sum(0)
-            # If every candidate diverged the update is NaN: keep the current mean instead.
+                gap = gap / finite.std(1, unbiased=False, keepdim=True).clamp_min(1e-8)
+            weights = torch.softmax(gap / cfg.temperature, dim=1)
+            update = (weights[:, :, None, None] * samples).sum(1)
+            # A row whose candidates all diverged has a NaN update: it keeps its current mean.
             mean = torch.where(torch.isfinite(update), update, mean)
         return self.clamp(mean)
+
+    def _noise(self, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
+        return colored_noise(shape, self.config.noise_beta, generator, self.device)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from mbrl.planners.optimizer import Objective, TrajectoryOptimizer
+from mbrl.planners.noise import Generators, sample_rows
+from mbrl.planners.optimizer import BatchObjective, TrajectoryOptimizer
 from mbrl.validation import check_positive_int
 
 
@@ -39,17 +40,18 @@ class RandomShootingOptimizer(TrajectoryOptimizer):
         super().__init__(low, high, generator)
         self.config = config
 
-    def optimize(self, objective: Objective, initial: Tensor) -> Tensor:
-        """Best of ``population`` uniform samples and ``initial (H, A)``; returns ``(H, A)``."""
-        horizon, a_dim = initial.shape
-        u = torch.rand(
-            (self.config.population, horizon, a_dim), generator=self.generator, device=self.device
-        )
+    def optimize_batch(
+        self, objective: BatchObjective, initial: Tensor, generators: Generators
+    ) -> Tensor:
+        """Per row, the best of ``population`` uniform samples and ``initial (B, H, A)``."""
+        rows, horizon, a_dim = initial.shape
+        u = sample_rows(self._uniform, rows, (self.config.population, horizon, a_dim), generators)
         samples = torch.cat(
-            [
-                self.low + u * (self.high - self.low),
-                self.clamp(initial.to(self.device)).unsqueeze(0),
-            ]
+            [self.low + u * (self.high - self.low), self.clamp(initial).unsqueeze(1)], dim=1
         )
         scores = torch.nan_to_num(objective(samples), nan=-torch.inf)
-        return samples[torch.argmax(scores)]
+        best = torch.argmax(scores, dim=1)
+        return samples[torch.arange(rows, device=self.device), best]
+
+    def _uniform(self, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
+        return torch.rand(shape, generator=generator, device=self.device)

@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
 from mbrl.models.base import DynamicsModel
-from mbrl.planners.base import Planner, as_obs_tensor
-from mbrl.planners.optimizer import TrajectoryOptimizer
-from mbrl.rollout import rollout
+from mbrl.planners.base import Planner, as_obs_batch
+from mbrl.planners.noise import Generators
+from mbrl.planners.optimizer import TrajectoryOptimizer, shift_sequences
+from mbrl.rollout.core import simulate
 from mbrl.task_fns import RewardFn, TerminationFn
 from mbrl.validation import check_positive_int
 
 
 class SamplingPlanner(Planner):
-    """MPC planner = :class:`TrajectoryOptimizer` + :func:`mbrl.rollout.rollout` objective.
+    """MPC planner = :class:`TrajectoryOptimizer` + the rollout core as its objective.
 
-    Each ``plan(obs (O,))`` maximises the mean discounted model return of ``(K, H, A)``
-    candidates over ``n_particles`` particles, warm-started from the previous plan shifted by
-    one step. Works with any :class:`DynamicsModel` (the optimiser never sees it).
+    ``plan(obs (B, O)) -> (B, H, A)`` optimises ``B`` independent problems at once (one rollout
+    call of ``B * K`` candidates per optimiser iteration); ``plan(obs (O,)) -> (H, A)`` is the
+    same with ``B = 1``. Each maximises the mean discounted model return of ``K`` candidates
+    over ``n_particles`` particles, warm-started from its row of the previous plan, shifted by
+    the steps the agent reported through :meth:`advance`. The warm start is kept per row, so
+    ``B`` must stay the same between calls: a call with another ``B`` starts cold (as after
+    :meth:`reset`). Works with any :class:`DynamicsModel` (the optimiser never sees it).
+
+    Randomness: the optimiser's sampling comes from ``generators`` given to :meth:`plan` (one
+    per row: row ``b`` then plans exactly as a single-row call with ``generators[b]`` would) or
+    by default from the optimiser's generator (all rows drawn at once). The model's own noise
+    (sampling models) comes from ``generator`` and is drawn for the whole batch in one call.
 
     Args:
         model: dynamics model.
@@ -27,7 +39,7 @@ class SamplingPlanner(Planner):
         horizon: planning horizon ``H``.
         n_particles: particles ``P`` per candidate (default 1).
         gamma: discount (default 1).
-        generator: randomness of the rollouts (the optimiser has its own).
+        generator: randomness of the rollouts (default: the optimiser's).
         warm_start: start from the shifted previous solution (default True).
     """
 
@@ -60,48 +72,83 @@ class SamplingPlanner(Planner):
         self.gamma = gamma
         self.generator = generator if generator is not None else optimizer.generator
         self.warm_start = warm_start
-        self._previous: Tensor | None = None
+        self._previous: Tensor | None = None  # (B, H, A), already shifted by advance()
 
     def reset(self) -> None:
         """Forget the warm start and the optimiser's carried state."""
         self._previous = None
         self.optimizer.reset()
 
-    def _initial(self) -> Tensor:
-        mid = (self.optimizer.low + self.optimizer.high) / 2
+    def advance(self, steps: int) -> None:
+        """Shift the warm start (and the optimiser's carried state) by ``steps`` executed steps,
+        padding with the middle of the action box."""
+        if self._previous is None or steps <= 0:
+            return
+        self._previous = shift_sequences(self._previous, steps, self.optimizer.middle)
+        self.optimizer.shift(steps)
+
+    def _initial(self, rows: int) -> Tensor:
+        """Warm start ``(B, H, A)``: the previous plan as shifted, or the middle of the box."""
+        if self._previous is not None and self._previous.shape[0] != rows:
+            self.reset()  # the rows are other problems now: nothing to warm-start from
         if self._previous is None or not self.warm_start:
-            return mid.expand(self.horizon, -1).clone()
-        return torch.cat([self._previous[1:], mid.unsqueeze(0)])
+            mid = self.optimizer.middle
+            return mid.expand(rows, self.horizon, -1).clone()
+        return self._previous
 
-    def objective(self, obs: Tensor) -> callable:
-        """The function the optimiser maximises from ``obs (O,)``: ``(K, H, A) -> (K,)``."""
+    def _returns(self, starts: Tensor, candidates: Tensor) -> Tensor:
+        """Mean discounted returns ``(N,)`` of ``candidates (N, H, A)`` from ``starts (N, O)``."""
+        return simulate(
+            self.model,
+            starts,
+            self.reward_fn,
+            self.termination_fn,
+            actions=candidates,
+            n_particles=self.n_particles,
+            gamma=self.gamma,
+            generator=self.generator,
+        ).returns
 
-        def score(candidates: Tensor) -> Tensor:
-            return rollout(
-                self.model,
-                obs,
-                candidates,
-                self.reward_fn,
-                self.termination_fn,
-                n_particles=self.n_particles,
-                gamma=self.gamma,
-                generator=self.generator,
-                validate=False,
-            ).returns
+    def objective(self, obs: Tensor) -> Callable[[Tensor], Tensor]:
+        """The function the optimiser maximises, for validated start observations.
+
+        ``obs (O,)``: ``candidates (K, H, A) -> (K,)``; ``obs (B, O)``: ``candidates (B, K, H,
+        A) -> (B, K)``, all ``B * K`` candidates in one rollout (row ``b``'s start repeated for
+        its candidates).
+        """
+        if obs.ndim == 1:
+            return lambda cands: self._returns(obs.expand(cands.shape[0], -1), cands)
+
+        def score(cands: Tensor) -> Tensor:
+            rows, k = cands.shape[:2]
+            starts = obs.unsqueeze(1).expand(rows, k, -1).reshape(rows * k, -1)
+            return self._returns(starts, cands.reshape(rows * k, *cands.shape[2:])).view(rows, k)
 
         return score
 
     @torch.no_grad()
-    def plan(self, obs: Tensor) -> Tensor:
-        """Optimised action sequence ``(H, A)`` from ``obs (O,)``.
+    def plan(self, obs: Tensor, generators: Generators | None = None) -> Tensor:
+        """Optimised action sequences from ``obs (B, O)`` -> ``(B, H, A)``, or ``(O,)`` -> ``(H, A)``.
+
+        Args:
+            obs: start observations, validated here once (the optimisation loop does not
+                re-check them).
+            generators: the optimiser's randomness, one generator per row (or one for all);
+                default: the optimiser's generator.
 
         Raises:
-            ValueError: if ``obs`` is not ``(O,)`` or holds NaN/inf.
+            ValueError: ``obs`` not ``(O,)`` / ``(B, O)``, or holding NaN/inf; a list of
+                ``generators`` whose length is not ``B``.
         """
-        obs = as_obs_tensor(obs, self.model.obs_dim, self.optimizer.device)
-        initial = self._initial()
-        if self._previous is not None:
-            self.optimizer.shift(1)
-        plan = self.optimizer.optimize(self.objective(obs), initial)
+        obs = torch.as_tensor(obs)
+        starts = as_obs_batch(obs, self.model.obs_dim, self.optimizer.device)
+        rows = starts.shape[0]
+        initial = self._initial(rows)
+        if rows == 1:
+            # The single-start objective: what compile_planner replaces.
+            single = self.objective(starts[0])
+            plan = self.optimizer.optimize(single, initial[0], generators).unsqueeze(0)
+        else:
+            plan = self.optimizer.optimize(self.objective(starts), initial, generators)
         self._previous = plan
-        return plan
+        return plan[0] if obs.ndim == 1 else plan
