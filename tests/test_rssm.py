@@ -182,28 +182,81 @@ def test_planet_rejects_chunks_longer_than_an_episode():
 def test_mbrl_run_flags_map_to_the_planet_config():
     import argparse
 
-    from mbrl.agents.loop import RunConfig
-    from mbrl.agents.planet_loop import planet_config_from_args
+    from mbrl.agents.planet_config import planet_config
     from mbrl.commands import run as run_command
 
     parser = argparse.ArgumentParser()
     run_command.register(parser.add_subparsers())
+    to_planet = lambda argv: planet_config(run_command.config_from_args(parser.parse_args(argv)))  # noqa: E731
     opts = ["action_repeat=3", "batch_size=8", "stoch_size=8", "free_nats=0.5"]
-    args = parser.parse_args(
+    cfg = to_planet(
         ["run", "--model", "rssm", "--env", "mbrl/PendulumPixels-v0", "--planner", "mppi"]
         + [x for o in opts for x in ("--model-opt", o)]
     )
-    cfg = planet_config_from_args(args, RunConfig())
     assert cfg.env_id == "mbrl/PendulumPixels-v0" and cfg.planner == "mppi"
     assert cfg.action_repeat == 3 and cfg.train.batch_size == 8
     assert cfg.model.stoch_size == 8 and cfg.model.free_nats == 0.5
-    # flags left at `mbrl run`'s defaults take the PlaNet defaults
+    # flags left at `mbrl run`'s defaults take the PlaNet defaults; typed ones win
     assert cfg.episodes == PlanetConfig().episodes and cfg.horizon == PlanetConfig().horizon
     assert cfg.seed_episodes == 5 and cfg.n_particles == 1
-    bad = parser.parse_args(["run", "--model", "rssm", "--model-opt", "bogus=1"])
-    with pytest.raises(ValueError, match="unknown --model-opt key.*bogus"):
-        planet_config_from_args(bad, RunConfig())
-    for flags in (["--value", "learned"], ["--gamma", "0.9"]):
-        bad = parser.parse_args(["run", "--model", "rssm", *flags])
+    typed = to_planet(["run", "--model", "rssm", "--episodes", "10", "--particles", "5"])
+    assert (typed.episodes, typed.n_particles, typed.horizon) == (10, 5, PlanetConfig().horizon)
+    with pytest.raises(ValueError, match="unknown model option.*bogus"):
+        to_planet(["run", "--model", "rssm", "--model-opt", "bogus=1"])
+    for flags in (["--value", "learned"], ["--gamma", "0.9"], ["--gamma", "1.0"]):
         with pytest.raises(ValueError, match="not supported with --model rssm"):
-            planet_config_from_args(bad, RunConfig())
+            to_planet(["run", "--model", "rssm", *flags])
+
+
+def test_planet_config_round_trips_through_a_run_config():
+    from mbrl.agents.planet_config import planet_config
+
+    assert planet_config(TINY_RUN.to_run_config()) == TINY_RUN
+    assert planet_config(PlanetConfig().to_run_config()) == PlanetConfig()
+
+
+def test_mbrl_run_accepts_rssm_and_returns_a_run_result(tmp_path):
+    import json
+
+    from mbrl.agents import RunConfig, RunResult, run
+    from mbrl.agents.planet_config import planet_config
+
+    cfg = dataclasses.replace(TINY_RUN, out=str(tmp_path)).to_run_config()
+    result = run(cfg)
+    assert isinstance(result, RunResult) and isinstance(result.model, RSSM)
+    assert [r.kind for r in result.records] == ["seed", "plan"]
+    assert result.records[1].steps == 48 and len(result.mpc_returns) == 1
+    # the same numbers as the PlaNet loop's own entry point
+    direct = run_planet(TINY_RUN)
+    assert [r.episode_return for r in direct.records] == [r.episode_return for r in result.records]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["model"] == "rssm" and summary["config"]["action_repeat"] == 4
+    assert summary["rollout_backend"]["backend"] == "eager"
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2
+    # a plain RunConfig: untouched shared fields take the PlaNet defaults (1 particle, and 5
+    # seed episodes unless seed_episodes=1 is marked explicit: 1 is also RunConfig's default)
+    tiny = RunConfig(
+        env_id="mbrl/PendulumNoVel-v0",
+        model="rssm",
+        episodes=1,
+        seed_episodes=1,
+        horizon=3,
+        max_episode_steps=12,
+        planner_options={"population": 16, "iterations": 2},
+        model_options={
+            **dataclasses.asdict(SMALL),
+            "action_repeat": 4,
+            "train_steps": 2,
+            "batch_size": 2,
+            "chunk_length": 5,
+            "eval_context": 2,
+            "eval_horizon": 3,
+        },
+        progress=False,
+    )
+    assert planet_config(tiny).seed_episodes == 5
+    plain = run(dataclasses.replace(tiny, explicit={"seed_episodes"}))
+    assert plain.config.n_particles == 1 and plain.config.seed_episodes == 1
+    assert [r.episode_return for r in plain.records] == [r.episode_return for r in result.records]
+    with pytest.raises(ValueError, match="not supported with --model rssm"):
+        run(dataclasses.replace(tiny, gamma=0.9))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from mbrl.agents.loop import RunConfig, run
+from mbrl.agents.setup import LATENT_MODEL, run_model_names
 from mbrl.commands.options import parse_key_values
-from mbrl.models.registry import model_names
 from mbrl.planners.registry import planner_names
 
 
@@ -28,8 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model",
         default=defaults.model,
-        help=f"one of {[*model_names(), 'rssm']} (default %(default)s); rssm runs the PlaNet "
-        "loop (latent world model, see docs/rssm.md)",
+        help=f"one of {run_model_names()} (default %(default)s); {LATENT_MODEL} runs the "
+        "PlaNet loop (latent world model, see docs/rssm.md; its settings are --model-opt keys)",
     )
     p.add_argument(
         "--planner",
@@ -138,7 +138,11 @@ _PRESET_FLAGS = {
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The :class:`RunConfig` of parsed ``mbrl run`` flags; typed flags are marked explicit."""
+    """The :class:`RunConfig` of parsed ``mbrl run`` flags; typed flags are marked explicit.
+
+    With ``--model rssm`` the same config describes the PlaNet run (see
+    :func:`mbrl.agents.planet_config.planet_config`: untyped flags take the PlaNet defaults).
+    """
     defaults = RunConfig()
     given = {field: getattr(args, dest) for field, dest in _PRESET_FLAGS.items()}
     return RunConfig(
@@ -162,17 +166,15 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def main(args: argparse.Namespace) -> int:
     """Run the loop from parsed flags; prints the last-3 mean return at the end."""
-    if args.model == "rssm":  # latent world model: the PlaNet loop
-        from mbrl.agents.planet_loop import main_from_args
-
-        return main_from_args(args, RunConfig())
     cfg = config_from_args(args)
     result = run(cfg)
     returns = result.mpc_returns
     if returns:
         tail = returns[-3:]
+        what = "planning" if result.planet is not None else "MPC"
         print(
-            f"done: {len(returns)} MPC episodes on {result.config.env_id}; mean return of the last {len(tail)}: {sum(tail) / len(tail):.2f}"
+            f"done: {len(returns)} {what} episodes on {result.config.env_id}; "
+            f"mean return of the last {len(tail)}: {sum(tail) / len(tail):.2f}"
         )
     if cfg.out:
         print(f"outputs in {cfg.out}")

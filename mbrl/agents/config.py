@@ -1,0 +1,123 @@
+"""The settings of one model-based run: :class:`RunConfig` (what ``mbrl run`` builds from its flags)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from mbrl.models.training import FitConfig
+from mbrl.rollout.compiled import MODES
+from mbrl.validation import check_positive_int
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+"""Accepted ``compute_dtype`` names and their torch dtypes."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Settings of one model-based run (what ``mbrl run`` builds from its flags).
+
+    Attributes:
+        env_id: gymnasium id, ``module:Env-v0`` allowed (default ``Pendulum-v1``).
+        model: registered model name (default ``ensemble``), or ``rssm``: the PlaNet loop
+            (:mod:`mbrl.agents.planet_loop`; its settings come from ``model_options`` and the
+            fields below, see :func:`~mbrl.agents.planet_config.planet_config`).
+        planner: registered planner name (default ``cem``).
+        reward: ``known`` (the env's registered task functions) or ``learned`` (reward and
+            termination models fitted to data). Envs without known functions always learn.
+        termination: how a learned termination is modelled (with ``reward="learned"``):
+            ``mlp`` (default), a classifier over ``(obs, action, next_obs)``
+            (:class:`~mbrl.models.task_models.LearnedTermination`), or ``box``, learned limits
+            on the next observation (:class:`~mbrl.models.box_termination.BoxTermination`).
+        episodes: MPC episodes after the seed episodes (default 10).
+        seed: seeds the env, the model initialisation, training and planning (default 0).
+        device: ``cpu`` or ``cuda[:N]`` for models and planning (default ``cpu``).
+        out: directory for metrics, summary, checkpoints and buffer (default none).
+        seed_episodes: random-action episodes collected first (default 1); more are collected
+            while the buffer holds fewer than ``min_seed_transitions``.
+        min_seed_transitions: least number of random transitions before the first fit
+            (default 20: random episodes of some envs end after a step or two).
+        horizon / n_particles / gamma: planning horizon, particles, discount (15 / 5 / 1.0).
+        value: ``none`` (default) or ``learned``: fit a state value to the discounted returns
+            of the real episodes (:mod:`mbrl.models.value_model`) after every episode and hand
+            it to the planner, which scores states past its horizon with it. Needs a planner
+            that accepts one (``mcts``) and ``gamma < 1``.
+        policy: ``none`` (default) or ``learned``: fit a policy to the agent's own actions
+            (:mod:`mbrl.models.policy_model`) after every episode and let the planner draw
+            its rollouts' actions from it instead of uniformly at random. Needs a planner
+            that accepts one (``mcts``).
+        planner_options: planner config overrides, e.g. ``{"population": 300}``.
+        model_options: model config overrides, e.g. ``{"hidden_size": 128}``.
+        fit: training settings of the dynamics (and learned task) models.
+        max_episode_steps: extra cap on episode length (default: the env's own limit).
+        compute_dtype: ``float32`` or ``bfloat16`` (opt-in faster planning on AMX CPUs / GPUs).
+        rollout_backend: how a sampling planner scores its candidates: ``auto`` (default:
+            on CUDA the fastest of eager / CUDA graph / ``torch.compile``, measured once at the
+            planner's shape when the run is set up; eager elsewhere), or ``eager`` / ``graph``
+            / ``compile`` to force one (:mod:`mbrl.rollout.compiled`). The resolved config of
+            a run holds the backend chosen.
+        use_preset: apply the env's tuned defaults (:mod:`mbrl.agents.presets`) to fields
+            still at their defaults (default True).
+        explicit: names of fields the user set on purpose; presets never replace them, even
+            when the value equals the default (``mbrl run`` fills it from the typed flags).
+        progress: show progress bars and per-episode lines (default True).
+    """
+
+    env_id: str = "Pendulum-v1"
+    model: str = "ensemble"
+    planner: str = "cem"
+    reward: str = "known"
+    termination: str = "mlp"
+    episodes: int = 10
+    seed: int = 0
+    device: str = "cpu"
+    out: str | None = None
+    seed_episodes: int = 1
+    min_seed_transitions: int = 20
+    horizon: int = 15
+    n_particles: int = 5
+    gamma: float = 1.0
+    value: str = "none"
+    policy: str = "none"
+    planner_options: dict[str, Any] = field(default_factory=dict)
+    model_options: dict[str, Any] = field(default_factory=dict)
+    fit: FitConfig = field(default_factory=FitConfig)
+    max_episode_steps: int | None = None
+    compute_dtype: str = "float32"
+    rollout_backend: str = "auto"
+    use_preset: bool = True
+    progress: bool = True
+    explicit: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "explicit", frozenset(self.explicit))
+        unknown = self.explicit - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(f"explicit names unknown RunConfig fields: {sorted(unknown)}")
+        check_positive_int(self.episodes, "episodes", minimum=0)
+        check_positive_int(self.seed_episodes, "seed_episodes", minimum=0)
+        check_positive_int(self.horizon, "horizon")
+        check_positive_int(self.n_particles, "n_particles")
+        if self.reward not in ("known", "learned"):
+            raise ValueError(f"reward must be 'known' or 'learned', got {self.reward!r}")
+        if self.termination not in ("mlp", "box"):
+            raise ValueError(f"termination must be 'mlp' or 'box', got {self.termination!r}")
+        if self.value not in ("none", "learned"):
+            raise ValueError(f"value must be 'none' or 'learned', got {self.value!r}")
+        if self.policy not in ("none", "learned"):
+            raise ValueError(f"policy must be 'none' or 'learned', got {self.policy!r}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+        if self.compute_dtype not in DTYPES:
+            raise ValueError(
+                f"compute_dtype must be one of {sorted(DTYPES)}, got {self.compute_dtype!r}"
+            )
+        if self.rollout_backend not in MODES:
+            raise ValueError(
+                f"rollout_backend must be one of {MODES}, got {self.rollout_backend!r}"
+            )
+        if self.seed_episodes + self.episodes < 1:
+            raise ValueError("seed_episodes + episodes must be >= 1")

@@ -1,0 +1,101 @@
+"""What a state-space run learns besides its dynamics: task models and search aids.
+
+:class:`TaskModels` are the reward / termination models of ``reward="learned"`` runs (or of
+envs without known task functions); :class:`SearchAids` the value and rollout policy handed to
+planners that accept them. Both are built by :func:`mbrl.agents.setup.build_run` and refitted
+by the loop before every MPC episode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+
+from mbrl.data.buffer import TransitionBuffer
+from mbrl.models.box_termination import BoxTermination
+from mbrl.models.policy_model import LearnedPolicy, fit_policy
+from mbrl.models.task_models import LearnedReward, LearnedTermination
+from mbrl.models.training import FitConfig, fit
+from mbrl.models.value_model import LearnedValue, fit_value
+from mbrl.spaces import ActionCodec
+
+TERMINATION_KINDS = {"mlp": LearnedTermination, "box": BoxTermination}
+"""``RunConfig.termination`` -> the learned termination model class."""
+
+
+class TaskModels:
+    """Learned reward ``(obs, action, next_obs) -> (M,)`` and, optionally, termination models.
+
+    Args:
+        obs_dim / action_dim: sizes ``O`` / ``A``; device: where they live.
+        termination: a :data:`TERMINATION_KINDS` key, or None for envs that never terminate.
+    """
+
+    def __init__(
+        self, obs_dim: int, action_dim: int, device: torch.device, termination: str | None
+    ) -> None:
+        self.reward = LearnedReward(obs_dim, action_dim).to(device)
+        self.termination: LearnedTermination | BoxTermination | None = (
+            TERMINATION_KINDS[termination](obs_dim, action_dim).to(device) if termination else None
+        )
+
+    def fit(self, buffer: TransitionBuffer, config: FitConfig, gen: torch.Generator) -> None:
+        """Fit both to every transition in ``buffer``."""
+        fit(self.reward, buffer, config, gen)
+        if isinstance(self.termination, BoxTermination):
+            self.termination.fit_bounds(buffer)
+        elif self.termination is not None:
+            fit(self.termination, buffer, config, gen)
+
+    def checkpoints(self) -> dict[str, torch.nn.Module]:
+        """File name -> model, for the run's output directory."""
+        out: dict[str, torch.nn.Module] = {"reward_model.pt": self.reward}
+        if self.termination is not None:
+            out["termination_model.pt"] = self.termination
+        return out
+
+
+class SearchAids:
+    """The learned value ``(M, O) -> (M,)`` (``value="learned"``) and rollout policy
+    (``policy="learned"``) handed to planners that accept them (None where not asked for).
+
+    Args:
+        value / policy: build them; gamma: discount of the value's targets.
+        obs_dim: ``O``; codec: the action space (the policy's output); device: where they live.
+    """
+
+    def __init__(
+        self,
+        value: bool,
+        policy: bool,
+        gamma: float,
+        obs_dim: int,
+        codec: ActionCodec,
+        device: torch.device,
+    ) -> None:
+        self.gamma = gamma
+        self.value: LearnedValue | None = LearnedValue(obs_dim).to(device) if value else None
+        self.policy: LearnedPolicy | None = None
+        if policy:
+            low, high = (None, None) if codec.discrete else (codec.low, codec.high)
+            self.policy = LearnedPolicy(obs_dim, codec.dim, codec.discrete, low, high).to(device)
+
+    @property
+    def policy_fn(self) -> Callable | None:
+        """``sample(obs (M, O), generator) -> (M, A)`` of the policy, or None."""
+        return self.policy.sample if self.policy is not None else None
+
+    def fit(self, buffer: TransitionBuffer, config: FitConfig, gen: torch.Generator) -> None:
+        """Fit the value to the discounted real returns and the policy to the agent's actions."""
+        if len(buffer) < 2:
+            return
+        if self.value is not None:
+            fit_value(self.value, buffer, self.gamma, config, gen)
+        if self.policy is not None:
+            fit_policy(self.policy, buffer, config, gen)
+
+    def checkpoints(self) -> Mapping[str, torch.nn.Module]:
+        """File name -> model, for the run's output directory."""
+        named = {"value_model.pt": self.value, "policy_model.pt": self.policy}
+        return {name: model for name, model in named.items() if model is not None}

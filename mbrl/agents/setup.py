@@ -1,0 +1,371 @@
+"""One run set-up: everything a run needs, built and checked from a :class:`RunConfig`.
+
+:func:`build_run` resolves the config (env preset, or the PlaNet defaults for
+``model="rssm"``), checks all of it and builds the env, the models, the task functions, the
+planner and the agent, before any env step. It is the only place a run is set up:
+
+- :func:`mbrl.agents.loop.run` runs the state-space loop or, for ``model="rssm"``, the PlaNet
+  loop (:mod:`mbrl.agents.planet_loop`) on what it returns;
+- :func:`mbrl.bench.suite.check_cell` validates benchmark cells with ``build_run(cfg,
+  dry=True)``, so a cell passes the suite's check exactly when its run would start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gymnasium as gym
+import torch
+from tqdm.auto import tqdm
+
+from mbrl.agents.backend import BackendChoice, Measure, choose_rollout_backend
+from mbrl.agents.belief import BeliefAgent
+from mbrl.agents.config import DTYPES, RunConfig
+from mbrl.agents.env_factory import make_env
+from mbrl.agents.learned import SearchAids, TaskModels
+from mbrl.agents.mpc import MPCAgent
+from mbrl.agents.planet_config import (
+    PLANET_DEFAULTED,
+    PLANNER_DEFAULTS,
+    PlanetConfig,
+    agent_step_limit,
+    check_episode_lengths,
+    obs_spec,
+    planet_config,
+)
+from mbrl.agents.presets import apply_preset
+from mbrl.envs.observation_wrappers import ActionRepeat
+from mbrl.models.registry import build_model, model_names
+from mbrl.models.rssm.latent import LatentDynamics, LatentReward
+from mbrl.models.rssm.model import RSSM
+from mbrl.models.rssm.training import RSSMTrainer
+from mbrl.planners.base import Planner
+from mbrl.planners.registry import PlannerContext, PlannerEntry, build_planner, planner_entry
+from mbrl.rollout.compiled import pick_fastest_backend
+from mbrl.seeding import make_generator, resolve_device, seed_everything
+from mbrl.spaces import ActionCodec, observation_dim
+from mbrl.task_fns import get_task_fns
+
+LATENT_MODEL = "rssm"
+"""The model kind that runs the PlaNet loop (a latent world model, not a registered
+:class:`~mbrl.models.base.DynamicsModel`)."""
+
+
+def run_model_names() -> list[str]:
+    """Every ``RunConfig.model`` a run accepts: the registered models and ``rssm``."""
+    return [*model_names(), LATENT_MODEL]
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """What the set-up reads from an env.
+
+    Attributes:
+        env_id: the registered id (presets and task functions are keyed by it).
+        codec: the action space and its encoding.
+        observation_space: the env's observation space.
+        max_episode_steps: the env's own step limit (None: none).
+    """
+
+    env_id: str
+    codec: ActionCodec
+    observation_space: gym.Space
+    max_episode_steps: int | None
+
+    @classmethod
+    def of(cls, env: gym.Env, given_id: str) -> EnvInfo:
+        """The info of ``env``, made from id ``given_id``."""
+        spec = env.spec
+        return cls(
+            spec.id if spec else given_id,
+            ActionCodec.from_space(env.action_space),
+            env.observation_space,
+            spec.max_episode_steps if spec else None,
+        )
+
+
+@dataclass(frozen=True)
+class StateParts:
+    """What a state-space run fits besides its dynamics.
+
+    Attributes:
+        task_models: learned reward / termination (None with the env's known functions).
+        aids: the learned value and rollout policy handed to the planner (each None unless
+            asked for).
+    """
+
+    task_models: TaskModels | None
+    aids: SearchAids
+
+
+@dataclass(frozen=True)
+class PlanetParts:
+    """What the PlaNet loop needs besides the common parts.
+
+    Attributes:
+        config: the loop's settings; trainer: trains the RSSM on chunks of episodes.
+        obs_shape / obs_dtype: how observations are stored (vector float32 or uint8 image).
+    """
+
+    config: PlanetConfig
+    trainer: RSSMTrainer
+    obs_shape: tuple[int, ...]
+    obs_dtype: torch.dtype
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """A run, set up and checked; the loops only step, fit and write.
+
+    Attributes:
+        config: the resolved config (preset or PlaNet defaults applied, ``rollout_backend``
+            the backend chosen).
+        env_info: what was read from the env.
+        env: the env the loop steps (with action repeat for ``rssm``); None for a dry set-up.
+            A set-up is used by one run, which closes it.
+        device: where models and planning run; generator: the planner's randomness.
+        model: the model that is fitted and saved (the RSSM for ``rssm``).
+        reward_fn / termination_fn: the task functions the planner plans with.
+        planner: the planner; agent: :class:`MPCAgent` or :class:`BeliefAgent` around it.
+        max_steps: cap on agent steps per episode (None: the env's own limit).
+        backend: the rollout backend the planner scores candidates with.
+        state: the state-space loop's parts (None for ``rssm``).
+        planet: the PlaNet loop's parts (None unless ``rssm``).
+    """
+
+    config: RunConfig
+    env_info: EnvInfo
+    env: gym.Env | None
+    device: torch.device
+    generator: torch.Generator
+    model: torch.nn.Module
+    reward_fn: Callable
+    termination_fn: Callable | None
+    planner: Planner
+    agent: MPCAgent | BeliefAgent
+    max_steps: int | None
+    backend: BackendChoice
+    state: StateParts | None = None
+    planet: PlanetParts | None = None
+
+    @property
+    def codec(self) -> ActionCodec:
+        """The env's action codec."""
+        return self.env_info.codec
+
+
+def check_search_aids(cfg: RunConfig, entry: PlannerEntry) -> None:
+    """Raise ``ValueError`` unless the planner of ``entry`` can use ``cfg``'s value / policy."""
+    if cfg.value == "learned":
+        if not entry.planner_class.accepts_value_fn:
+            raise ValueError(
+                f"value='learned' (--value learned) needs a planner that uses a value function "
+                f"(mcts); planner {cfg.planner!r} does not"
+            )
+        if not cfg.gamma < 1.0:
+            raise ValueError(
+                f"value='learned' (--value learned, possibly from the env preset) fits "
+                f"discounted returns and needs gamma < 1 (e.g. --gamma 0.99), got "
+                f"gamma={cfg.gamma}; pass --value none to plan without a value"
+            )
+    if cfg.policy == "learned" and not entry.planner_class.accepts_policy_fn:
+        raise ValueError(
+            f"policy='learned' (--policy learned) needs a planner that rolls out with a policy "
+            f"(mcts); planner {cfg.planner!r} does not"
+        )
+
+
+def build_run(
+    config: RunConfig,
+    *,
+    dry: bool = False,
+    check_device: bool = True,
+    env_cache: dict[str, EnvInfo] | None = None,
+    measure: Measure = pick_fastest_backend,
+) -> RunSetup:
+    """Resolve, check and build the run ``config`` describes; no env step is taken.
+
+    Every error a run can raise about its config is raised here: env id, action and
+    observation spaces vs planner and model, model and planner names and options, value /
+    policy vs planner and gamma, device, episode lengths (``rssm``).
+
+    Args:
+        config: the run's settings.
+        dry: only check: build everything on CPU, keep no env, seed and measure nothing
+            (the benchmark suite's validation).
+        check_device: with ``dry``, also check that ``config.device`` exists on this machine
+            (False: only that it parses, for cells that run elsewhere, e.g. on Ray).
+        env_cache: with ``dry``, env id -> :class:`EnvInfo` shared between calls, so each env
+            is created once.
+        measure: the timing function of the rollout backend choice (see
+            :func:`~mbrl.agents.backend.choose_rollout_backend`).
+
+    Returns:
+        :class:`RunSetup` (``env`` is None when ``dry``).
+
+    Raises:
+        ValueError / TypeError: naming the bad setting.
+    """
+    env, info = _open_env(config.env_id, keep=not dry, cache=env_cache)
+    try:
+        if dry:
+            resolve_device(config.device) if check_device else torch.device(config.device)
+            device = torch.device("cpu")
+        else:
+            device = resolve_device(config.device)
+        build = _build_planet if config.model == LATENT_MODEL else _build_state
+        return build(config, env, info, device, dry, measure)
+    except BaseException:
+        if env is not None:
+            env.close()
+        raise
+
+
+def _open_env(
+    env_id: str, keep: bool, cache: dict[str, EnvInfo] | None
+) -> tuple[gym.Env | None, EnvInfo]:
+    if not keep and cache is not None and env_id in cache:
+        return None, cache[env_id]
+    env = make_env(env_id)
+    info = EnvInfo.of(env, env_id)
+    if cache is not None:
+        cache[env_id] = info
+    if keep:
+        return env, info
+    env.close()
+    return None, info
+
+
+def _choose_backend(
+    planner: Planner, cfg: RunConfig, device: torch.device, dry: bool, measure: Measure
+) -> BackendChoice:
+    if dry:
+        return BackendChoice("eager", "dry set-up: nothing measured")
+    return choose_rollout_backend(planner, cfg.rollout_backend, device, cfg.seed, measure)
+
+
+def _build_state(
+    cfg: RunConfig,
+    env: gym.Env | None,
+    info: EnvInfo,
+    device: torch.device,
+    dry: bool,
+    measure: Measure,
+) -> RunSetup:
+    if cfg.use_preset:
+        cfg = apply_preset(cfg, info.env_id)
+    codec = info.codec
+    obs_dim = observation_dim(info.observation_space)
+    entry = planner_entry(cfg.planner)
+    entry.planner_class.check_action_space(codec)
+    check_search_aids(cfg, entry)
+    if not dry:
+        seed_everything(cfg.seed)
+    gen = make_generator(cfg.seed, device)
+    model = build_model(cfg.model, obs_dim, codec.dim, cfg.model_options, info.env_id).to(device)
+    if hasattr(model, "set_compute_dtype"):
+        model.set_compute_dtype(DTYPES[cfg.compute_dtype])
+    known = get_task_fns(info.env_id)
+    task_models = None
+    if cfg.reward == "known" and known is not None:
+        reward_fn, term_fn = known.planner_reward, known.termination
+    else:
+        if cfg.reward == "known" and cfg.progress and not dry:
+            tqdm.write(
+                f"no known reward for {cfg.env_id}: learning reward and termination models",
+                file=sys.stdout,
+            )
+        learn_term = known is None or known.termination is not None
+        task_models = TaskModels(
+            obs_dim, codec.dim, device, cfg.termination if learn_term else None
+        )
+        reward_fn, term_fn = task_models.reward, task_models.termination
+    aids = SearchAids(
+        cfg.value == "learned", cfg.policy == "learned", cfg.gamma, obs_dim, codec, device
+    )
+    ctx = PlannerContext(
+        model,
+        reward_fn,
+        term_fn,
+        codec,
+        gen,
+        cfg.horizon,
+        cfg.n_particles,
+        cfg.gamma,
+        dict(cfg.planner_options),
+        aids.value,
+        aids.policy_fn,
+    )
+    planner = build_planner(cfg.planner, ctx)
+    agent = MPCAgent(planner, codec, obs_dim, device)
+    backend = _choose_backend(planner, cfg, device, dry, measure)
+    return RunSetup(
+        dataclasses.replace(cfg, rollout_backend=backend.backend),
+        info,
+        env,
+        device,
+        gen,
+        model,
+        reward_fn,
+        term_fn,
+        planner,
+        agent,
+        cfg.max_episode_steps,
+        backend,
+        state=StateParts(task_models, aids),
+    )
+
+
+def _build_planet(
+    cfg: RunConfig,
+    env: gym.Env | None,
+    info: EnvInfo,
+    device: torch.device,
+    dry: bool,
+    measure: Measure,
+) -> RunSetup:
+    pcfg = planet_config(cfg)
+    # The resolved config holds the values the loop uses, marked explicit so that it maps
+    # back to the same PlanetConfig.
+    cfg = dataclasses.replace(
+        cfg,
+        **{name: getattr(pcfg, name) for name in PLANET_DEFAULTED},
+        explicit=cfg.explicit | PLANET_DEFAULTED,
+    )
+    codec = info.codec
+    obs_shape, obs_dtype = obs_spec(info.observation_space)
+    planner_entry(pcfg.planner).planner_class.check_action_space(codec)
+    limit = agent_step_limit(pcfg, info.max_episode_steps)
+    check_episode_lengths(pcfg, limit)
+    if not dry:
+        seed_everything(pcfg.seed)
+    model = RSSM(obs_shape, codec.dim, pcfg.model).to(device)
+    gen = make_generator(pcfg.seed, device)
+    trainer = RSSMTrainer(model, pcfg.train, make_generator(pcfg.seed + 1, device))
+    options = {**PLANNER_DEFAULTS.get(pcfg.planner, {}), **pcfg.planner_options}
+    reward_fn = LatentReward(model)
+    ctx = PlannerContext(
+        LatentDynamics(model), reward_fn, None, codec, gen, pcfg.horizon, pcfg.n_particles,
+        1.0, options,
+    )  # fmt: skip
+    planner = build_planner(pcfg.planner, ctx)
+    agent = BeliefAgent(model, planner, codec, gen, pcfg.exploration_noise)
+    backend = _choose_backend(planner, cfg, device, dry, measure)
+    return RunSetup(
+        dataclasses.replace(cfg, rollout_backend=backend.backend),
+        info,
+        None if env is None else ActionRepeat(env, pcfg.action_repeat),
+        device,
+        gen,
+        model,
+        reward_fn,
+        None,
+        planner,
+        agent,
+        limit,
+        backend,
+        planet=PlanetParts(pcfg, trainer, obs_shape, obs_dtype),
+    )
