@@ -4,6 +4,7 @@ The public API is re-exported here; see the README for the architecture.
 """
 
 from mbrl import envs  # noqa: F401  (registers mbrl/... gymnasium ids on import)
+from mbrl._version import __version__
 from mbrl.agents import MPCAgent, RunConfig, RunResult, make_env, run, run_episode
 from mbrl.data import TransitionBatch, TransitionBuffer
 from mbrl.dyna import SurrogateEnv, load_surrogate  # registers mbrl/Surrogate-v0
@@ -41,9 +42,8 @@ from mbrl.rollout import RolloutResult, rollout
 from mbrl.spaces import ActionCodec
 from mbrl.task_fns import TaskFns, get_task_fns, register_task_fns
 
-__version__ = "0.1.0"
-
 __all__ = [
+    "__version__",
     "ActionCodec",
     "BoxTermination",
     "CEMConfig",

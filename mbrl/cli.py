@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from mbrl._version import __version__
+
 COMMAND_MODULES = (
     "mbrl.commands.run",
     "mbrl.commands.bench",
@@ -21,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mbrl", description="Model-based planning and RL toolkit."
     )
+    parser.add_argument("--version", action="version", version=f"mbrl-toolkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
