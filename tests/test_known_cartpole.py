@@ -83,7 +83,7 @@ def test_bad_action_shape_and_config_raise() -> None:
     with pytest.raises(ValueError, match=r"action must have shape \(2, 2\)"):
         model.step(torch.zeros(2, 4), torch.zeros(2, 1))
     with pytest.raises(ValueError, match="obs must have shape"):
-        model.initial_state(torch.zeros(2, 3))
+        model.check_obs(torch.zeros(2, 3))
     with pytest.raises(ValueError, match="masspole"):
         CartPoleConfig(masspole=-0.1)
     with pytest.raises(TypeError, match="CartPoleConfig"):

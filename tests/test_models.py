@@ -193,10 +193,11 @@ def test_corrupt_and_mismatched_checkpoints_raise_clear_errors(tmp_path):
 
 def test_bad_observations_and_configs_are_rejected():
     model = GaussianEnsemble(3, 1, SMALL)
+    # Boundary code validates with check_obs; initial_state trusts its (internal) callers.
     with pytest.raises(ValueError, match=r"obs must have shape \(B, 3\)"):
-        model.initial_state(torch.zeros(2, 4))
+        model.check_obs(torch.zeros(2, 4))
     with pytest.raises(ValueError, match="NaN"):
-        model.initial_state(torch.tensor([[0.0, float("nan"), 0.0]]))
+        model.check_obs(torch.tensor([[0.0, float("nan"), 0.0]]))
     with pytest.raises(ValueError, match="propagation"):
         DeltaModelConfig(propagation="magic")
     with pytest.raises(ValueError, match="num_elites"):

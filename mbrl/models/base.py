@@ -27,6 +27,16 @@ PARTICLES = "particles"
 """Capability: ``step`` samples, so several particles per start state are meaningful."""
 DETERMINISTIC = "deterministic"
 """Capability: ``step`` is deterministic (MCTS may cache transitions)."""
+ENSEMBLE = "ensemble"
+"""Capability: the model is an ensemble of members: ``num_active`` (members used for
+prediction) and ``member_disagreement(obs (B, O), action (B, A)) -> (B,)`` (MOPO's penalty)."""
+GAUSSIAN_BELIEF = "gaussian_belief"
+"""Capability: ``propagate(state: GaussianState, action (M, A), method) -> (next GaussianState,
+cov[s, s'] (M, O, O))`` pushes Gaussian beliefs through the dynamics (GP-MPC)."""
+
+EXPECTATION = "expectation"
+"""The propagation mode every model supports: the mean prediction (deterministic; for
+ensembles the member mean, for GPs the posterior mean)."""
 
 
 class DynamicsModel(nn.Module, ABC):
@@ -37,15 +47,82 @@ class DynamicsModel(nn.Module, ABC):
     :class:`~mbrl.data.TransitionBuffer` also implement the training hooks used by
     :func:`mbrl.models.fit`.
 
+    **Propagation.** A model with several ways of moving particles (ensembles: ``ts_inf``,
+    ``ts1``, ``expectation``; GPs: ``sample``, belief propagation, ``expectation``) lists them in
+    ``propagations``, steps with its construction-time default ``propagation``, and implements
+    :meth:`step_with` (and :meth:`initial_state_with` when the state type depends on the mode).
+    :meth:`propagating` gives a view stepping with another mode, sharing every parameter;
+    nothing ever switches the model itself. Models with one behaviour keep the defaults below
+    (``propagations == ("expectation",)``: their one step is their mean).
+
     Attributes:
         obs_dim: observation size ``O``.
         action_dim: encoded action size ``A``.
         capabilities: the optional capabilities this model declares (see module constants).
+        propagations: the modes :meth:`propagating` accepts.
     """
 
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    propagations: ClassVar[tuple[str, ...]] = (EXPECTATION,)
     obs_dim: int
     action_dim: int
+
+    @property
+    def propagation(self) -> str:
+        """The mode :meth:`step` uses (fixed at construction)."""
+        return EXPECTATION
+
+    def propagating(self, mode: str | None) -> DynamicsModel:
+        """This model stepping with propagation ``mode``, without changing the model.
+
+        ``None`` or the model's own ``propagation`` return the model itself; another supported
+        mode returns a :class:`PropagationView` that shares parameters, buffers and every other
+        attribute with the model.
+
+        Raises:
+            ValueError: ``mode`` is not in ``propagations`` (the message lists them).
+        """
+        if mode is None or mode == self.propagation:
+            return self
+        if mode not in self.propagations:
+            raise ValueError(
+                f"{type(self).__name__} supports propagation modes {self.propagations}, "
+                f"got {mode!r}"
+            )
+        return PropagationView(self, mode)
+
+    def capabilities_with(self, propagation: str) -> frozenset[str]:
+        """The capabilities of the model stepping with ``propagation`` (default: its own)."""
+        return self.capabilities
+
+    def initial_state_with(
+        self,
+        obs: Tensor,
+        n_particles: int,
+        generator: torch.Generator | None,
+        propagation: str,
+    ) -> ModelState:
+        """:meth:`initial_state` for a rollout with ``propagation`` (default: the same)."""
+        return self.initial_state(obs, n_particles, generator)
+
+    def step_with(
+        self,
+        state: ModelState,
+        action: Tensor,
+        generator: torch.Generator | None,
+        propagation: str,
+    ) -> ModelState:
+        """:meth:`step` with ``propagation`` (one of ``propagations``).
+
+        Models with several modes override this and make :meth:`step` call it with their
+        default; the base implementation serves single-behaviour models.
+        """
+        if propagation != self.propagation:
+            raise ValueError(
+                f"{type(self).__name__} supports propagation modes {self.propagations}, "
+                f"got {propagation!r}"
+            )
+        return self.step(state, action, generator)
 
     @property
     def device(self) -> torch.device:
@@ -73,9 +150,10 @@ class DynamicsModel(nn.Module, ABC):
     ) -> ModelState:
         """State for ``obs (B, O)`` with ``n_particles`` particles each: ``M = P * B`` rows.
 
-        The default tiles the observation (observation-space models).
+        The default tiles the observation (observation-space models). ``obs`` is trusted:
+        boundary code (agents, ``plan``, :func:`mbrl.rollout.rollout`) validates it once with
+        :meth:`check_obs`, so inner loops (CEM iterations) pay no check or host sync here.
         """
-        self.check_obs(obs)
         return obs.repeat(n_particles, 1)
 
     @abstractmethod
@@ -104,6 +182,90 @@ class DynamicsModel(nn.Module, ABC):
 
     def on_fit_end(self, validation_scores: Tensor) -> None:
         """Called after fitting with the final per-member scores ``(E,)`` (e.g. to pick elites)."""
+
+
+class PropagationView(DynamicsModel):
+    """``model`` stepping with propagation ``mode``: what :meth:`DynamicsModel.propagating`
+    returns.
+
+    The model is a submodule (parameters, buffers and devices are shared, nothing is copied);
+    every attribute the view does not define (``num_active``, ``member_disagreement``,
+    ``predict``, ``propagate``, ...) is the model's. ``initial_state`` and ``step`` call the
+    model's :meth:`~DynamicsModel.initial_state_with` / :meth:`~DynamicsModel.step_with` with
+    ``mode``; the model's own default is never touched.
+
+    Args:
+        model: the model viewed.
+        mode: one of ``model.propagations``.
+    """
+
+    def __init__(self, model: DynamicsModel, mode: str) -> None:
+        super().__init__()
+        if mode not in model.propagations:
+            raise ValueError(
+                f"{type(model).__name__} supports propagation modes {model.propagations}, "
+                f"got {mode!r}"
+            )
+        self.base = model
+        self._mode = mode
+        self.obs_dim, self.action_dim = model.obs_dim, model.action_dim
+        self.ensemble_size = model.ensemble_size
+        self.capabilities = model.capabilities_with(mode)  # type: ignore[misc]
+        self.propagations = model.propagations  # type: ignore[misc]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            base = self.__dict__.get("_modules", {}).get("base")
+            if base is None:
+                raise
+            return getattr(base, name)
+
+    @property
+    def propagation(self) -> str:
+        """The mode this view steps with."""
+        return self._mode
+
+    def propagating(self, mode: str | None) -> DynamicsModel:
+        """``None``: this view; otherwise the model's :meth:`~DynamicsModel.propagating`."""
+        return self if mode is None else self.base.propagating(mode)
+
+    def check_obs(self, obs: Tensor, name: str = "obs") -> None:
+        """The model's check."""
+        self.base.check_obs(obs, name)
+
+    def initial_state(
+        self, obs: Tensor, n_particles: int = 1, generator: torch.Generator | None = None
+    ) -> ModelState:
+        """The model's initial state for ``obs (B, O)`` under this view's mode."""
+        return self.base.initial_state_with(obs, n_particles, generator, self._mode)
+
+    def step(
+        self, state: ModelState, action: Tensor, generator: torch.Generator | None = None
+    ) -> ModelState:
+        """The model's step of ``M`` rows, ``action (M, A)``, with this view's mode."""
+        return self.base.step_with(state, action, generator, self._mode)
+
+    def observe(self, state: ModelState) -> Tensor:
+        """The model's observation of ``state``: ``(M, O)``."""
+        return self.base.observe(state)
+
+    def update_normalizers(self, batch: TransitionBatch) -> None:
+        """The model's hook."""
+        self.base.update_normalizers(batch)
+
+    def training_loss(self, batch: TransitionBatch) -> Tensor:
+        """The model's hook."""
+        return self.base.training_loss(batch)
+
+    def validation_score(self, batch: TransitionBatch) -> Tensor:
+        """The model's hook."""
+        return self.base.validation_score(batch)
+
+    def on_fit_end(self, validation_scores: Tensor) -> None:
+        """The model's hook."""
+        self.base.on_fit_end(validation_scores)
 
 
 @contextlib.contextmanager

@@ -10,14 +10,22 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mbrl.data.buffer import TransitionBatch
-from mbrl.models.base import DIFFERENTIABLE, PARTICLES, DynamicsModel, ModelState
+from mbrl.models.base import (
+    DETERMINISTIC,
+    DIFFERENTIABLE,
+    ENSEMBLE,
+    EXPECTATION,
+    PARTICLES,
+    DynamicsModel,
+    ModelState,
+)
 from mbrl.models.configs import register_config
 from mbrl.models.coordinates import StateCoordinates
 from mbrl.models.layers import EnsembleMLP
 from mbrl.models.normalization import Normalizer
 from mbrl.validation import check_positive_int
 
-PROPAGATIONS = ("ts_inf", "ts1", "expectation")
+PROPAGATIONS = ("ts_inf", "ts1", EXPECTATION)
 
 
 @register_config
@@ -84,10 +92,16 @@ class DeltaModelConfig:
 class DeltaModel(DynamicsModel):
     """``E`` MLPs mapping normalised ``[obs, action]`` to a normalised delta of ``obs``.
 
-    ``step(state (M, O), action (M, A)) -> next state (M, O)``. With ``ts_inf`` and ``M``
-    divisible by the number of active members ``E'``, rows form ``E'`` contiguous blocks, one per
-    member, evaluated as one batched matmul per layer (no gather, no padding). Particle-major row
-    order puts every start observation's particles in every block.
+    ``step(state (M, O), action (M, A)) -> next state (M, O)`` with ``config.propagation``;
+    :meth:`step_with` (and :meth:`propagating` views) take the mode as an argument.
+
+    Member assignment (``ts_inf``): row ``r`` of ``M`` uses active member ``(r * E') // M`` at
+    every step, i.e. ``E'`` contiguous blocks of ``floor(M / E')`` or ``ceil(M / E')`` rows, so a
+    particle keeps its member for the whole rollout for any ``M``. Particle-major row order
+    puts each start observation's particles in different blocks. When ``E'`` divides ``M`` the
+    blocks are evaluated as one batched matmul per layer with no gather; otherwise rows are
+    scattered into ``E'`` blocks padded to ``ceil(M / E')`` rows (still one batched call).
+    ``ts1`` applies the same blocks to a fresh random permutation of the rows at every step.
 
     Args:
         obs_dim: observation size ``O``.
@@ -95,7 +109,8 @@ class DeltaModel(DynamicsModel):
         config: architecture; see :class:`DeltaModelConfig`.
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({DIFFERENTIABLE, PARTICLES})
+    capabilities: ClassVar[frozenset[str]] = frozenset({DIFFERENTIABLE, PARTICLES, ENSEMBLE})
+    propagations: ClassVar[tuple[str, ...]] = PROPAGATIONS
 
     def __init__(
         self, obs_dim: int, action_dim: int, config: DeltaModelConfig | None = None
@@ -119,8 +134,29 @@ class DeltaModel(DynamicsModel):
         self.min_logvar = nn.Parameter(torch.full((1, obs_dim), float(lo)))
         self.max_logvar = nn.Parameter(torch.full((1, obs_dim), float(hi)))
         self.register_buffer("elites", torch.arange(cfg.ensemble_size))
-        self.propagation = cfg.propagation
+        self._propagation = cfg.propagation
+        self.capabilities = self.capabilities_with(cfg.propagation)  # type: ignore[misc]
         self.compute_dtype = torch.float32
+
+    @property
+    def propagation(self) -> str:
+        """The default mode of :meth:`step` (``config.propagation``)."""
+        return self._propagation
+
+    @propagation.setter
+    def propagation(self, mode: str) -> None:
+        # Only for the legacy ``base.propagation_mode`` context manager, until its last user
+        # moves to :meth:`propagating`.
+        self._propagation = mode
+
+    def capabilities_with(self, propagation: str) -> frozenset[str]:
+        """``expectation`` is deterministic (no particles); ``ts_inf``/``ts1`` sample members
+        (and Gaussian noise when probabilistic)."""
+        if propagation == EXPECTATION or (
+            self.ensemble_size == 1 and not self.config.probabilistic
+        ):
+            return frozenset({DIFFERENTIABLE, DETERMINISTIC, ENSEMBLE})
+        return frozenset({DIFFERENTIABLE, PARTICLES, ENSEMBLE})
 
     def set_compute_dtype(self, dtype: torch.dtype) -> None:
         """Run the networks in ``dtype`` (e.g. ``torch.bfloat16``) for inference.
@@ -170,32 +206,38 @@ class DeltaModel(DynamicsModel):
         logvar = min_lv + F.softplus(logvar - min_lv)
         return mean, logvar
 
-    def _delta(self, inp: Tensor, generator: torch.Generator | None) -> Tensor:
+    def _member_blocks(self, inp: Tensor, elites: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """Each row of ``inp (M, I)`` through its member ``(r * E') // M``: ``(M, O)`` mean and
+        log-variance (see the class docstring), in one batched call."""
+        m_rows, n_act = inp.shape[0], self.num_active
+        if m_rows % n_act == 0:
+            mean, logvar = self._members_forward(inp.view(n_act, m_rows // n_act, -1), elites)
+            return mean.reshape(m_rows, -1), None if logvar is None else logvar.reshape(m_rows, -1)
+        cap = -(-m_rows // n_act)
+        rows = torch.arange(m_rows, device=inp.device)
+        member = rows * n_act // m_rows
+        first = (member * m_rows + n_act - 1) // n_act  # first row of each row's block
+        slot = member * cap + rows - first
+        padded = inp.new_zeros(n_act * cap, inp.shape[1]).index_copy(0, slot, inp)
+        mean, logvar = self._members_forward(padded.view(n_act, cap, -1), elites)
+        mean = mean.reshape(n_act * cap, -1)[slot]
+        return mean, None if logvar is None else logvar.reshape(n_act * cap, -1)[slot]
+
+    def _delta(self, inp: Tensor, generator: torch.Generator | None, propagation: str) -> Tensor:
         """Normalised inputs ``(M, I)`` -> sampled normalised delta ``(M, O)`` per propagation."""
         m_rows = inp.shape[0]
         n_act = self.num_active
         elites = self.elites if n_act < self.ensemble_size else None
-        if self.propagation == "expectation":
+        if propagation == EXPECTATION:
             mean, _ = self._members_forward(inp.unsqueeze(0).expand(n_act, -1, -1), elites)
             return mean.mean(0)
+        if propagation not in PROPAGATIONS:
+            raise ValueError(f"propagation must be one of {PROPAGATIONS}, got {propagation!r}")
         perm = None
-        if self.propagation == "ts1" and n_act > 1:
+        if propagation == "ts1" and n_act > 1:
             perm = torch.randperm(m_rows, generator=generator, device=inp.device)
             inp = inp[perm]
-        if m_rows % n_act == 0:
-            mean, logvar = self._members_forward(inp.view(n_act, m_rows // n_act, -1), elites)
-            mean = mean.reshape(m_rows, -1)
-            logvar = None if logvar is None else logvar.reshape(m_rows, -1)
-        else:
-            # Rows not divisible into member blocks (e.g. a single state): evaluate every member
-            # on every row and give each row a random member.
-            mean_all, logvar_all = self._members_forward(
-                inp.unsqueeze(0).expand(n_act, -1, -1), elites
-            )
-            pick = torch.randint(0, n_act, (m_rows,), generator=generator, device=inp.device)
-            rows = torch.arange(m_rows, device=inp.device)
-            mean = mean_all[pick, rows]
-            logvar = None if logvar_all is None else logvar_all[pick, rows]
+        mean, logvar = self._member_blocks(inp, elites)
         delta = mean
         if logvar is not None:
             noise = torch.randn(
@@ -210,9 +252,20 @@ class DeltaModel(DynamicsModel):
         self, state: ModelState, action: Tensor, generator: torch.Generator | None = None
     ) -> ModelState:
         """``state (M, O)``, ``action (M, A)`` -> next observation ``(M, O)`` (state's dtype)."""
+        return self.step_with(state, action, generator, self._propagation)
+
+    def step_with(
+        self,
+        state: ModelState,
+        action: Tensor,
+        generator: torch.Generator | None,
+        propagation: str,
+    ) -> ModelState:
+        """:meth:`step` with ``propagation`` (``ts_inf``, ``ts1`` or ``expectation``)."""
         z = self.coords.to_model(state)
         inp = self.input_norm.normalize(self._features(z, action))
-        return self._advance(z, self.output_norm.denormalize(self._delta(inp, generator)))
+        delta = self._delta(inp, generator, propagation)
+        return self._advance(z, self.output_norm.denormalize(delta))
 
     def predict(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         """Ensemble-moment prediction of the next observation.

@@ -24,6 +24,9 @@ Rollouts (the :mod:`mbrl.rollout` engine and planners):
   ``step`` draws each row's next observation from the GP's marginal predictive distribution,
   independently per row and per step (the standard "sampling" propagation for shooting;
   it ignores the posterior correlation between steps of one trajectory);
+* tensor states with ``propagation="expectation"``: the posterior mean, deterministic and
+  differentiable (what iLQR and other gradient planners plan through, via
+  ``model.propagating("expectation")``, whatever the configured propagation);
 * :class:`~mbrl.models.gp.moments.GaussianState` states (``moment_matching`` or
   ``linearization``): the belief ``N(mean (M, O), cov (M, O, O))`` is propagated in closed form,
   ``observe`` returns its mean. :meth:`GPDynamics.propagate` also returns ``cov[s_t, s_t+1]``
@@ -55,7 +58,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mbrl.data.buffer import TransitionBatch
-from mbrl.models.base import DIFFERENTIABLE, PARTICLES, DynamicsModel, ModelState
+from mbrl.models.base import (
+    DETERMINISTIC,
+    DIFFERENTIABLE,
+    EXPECTATION,
+    GAUSSIAN_BELIEF,
+    PARTICLES,
+    DynamicsModel,
+    ModelState,
+)
 from mbrl.models.checkpoint import register_checkpointable
 from mbrl.models.configs import register_config
 from mbrl.models.gp.core import (
@@ -84,7 +95,8 @@ from mbrl.models.training import FitConfig, FitReport
 from mbrl.util.configs import config_from_options
 from mbrl.validation import check_positive_int
 
-PROPAGATIONS = ("sample", "moment_matching", "linearization")
+PROPAGATIONS = ("sample", "moment_matching", "linearization", EXPECTATION)
+BELIEF_PROPAGATIONS = ("moment_matching", "linearization")
 MEANS = ("zero", "linear")
 GAUSSIAN_METHODS = ("moment_matching", "linearization", "mean")
 
@@ -106,8 +118,10 @@ class GPConfig:
         kernel: ``rbf`` (squared exponential, ARD; default), ``matern52`` or ``matern32``.
         propagation: what :meth:`GPDynamics.initial_state` starts and ``step`` does in the
             rollout engine: ``sample`` (tensor particles, a fresh posterior sample per row and
-            step; default), ``moment_matching`` (exact for ``rbf``) or ``linearization``
-            (Gaussian beliefs, see :class:`~mbrl.models.gp.moments.GaussianState`).
+            step; default), ``expectation`` (tensor states, the posterior mean),
+            ``moment_matching`` (exact for ``rbf``) or ``linearization`` (Gaussian beliefs, see
+            :class:`~mbrl.models.gp.moments.GaussianState`). Any of them is also available
+            as a view through :meth:`GPDynamics.propagating`.
         predict_noise: predictions of the next observation include the learned noise
             variance (default True); False predicts the latent function only.
         sparse_threshold: above this many transitions the hyperparameters are fitted by the
@@ -258,9 +272,9 @@ def _check_data(
 class GPDynamics(DynamicsModel):
     """GP dynamics model: ``O`` independent GPs on ``[obs, action] -> next_obs - obs``.
 
-    ``step(state (M, O), action (M, A)) -> (M, O)`` samples; ``step(GaussianState, action)``
-    propagates a Gaussian belief (``mean (M, O)``, ``cov (M, O, O)``). See the module
-    docstring for fitting and propagation.
+    ``step(state (M, O), action (M, A)) -> (M, O)`` samples (or, with ``expectation``, steps
+    the posterior mean); ``step(GaussianState, action)`` propagates a Gaussian belief
+    (``mean (M, O)``, ``cov (M, O, O)``). See the module docstring for fitting and propagation.
 
     Args:
         obs_dim: observation size ``O``.
@@ -274,7 +288,8 @@ class GPDynamics(DynamicsModel):
         last_fit: :class:`GPFitInfo` of the last fit (``None`` before).
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({DIFFERENTIABLE, PARTICLES})
+    capabilities: ClassVar[frozenset[str]] = frozenset({DIFFERENTIABLE, PARTICLES, GAUSSIAN_BELIEF})
+    propagations: ClassVar[tuple[str, ...]] = PROPAGATIONS
 
     def __init__(
         self,
@@ -289,6 +304,7 @@ class GPDynamics(DynamicsModel):
         if config is not None and not isinstance(config, GPConfig):
             raise TypeError(f"config must be a GPConfig, got {type(config).__name__}")
         self.config = config if config is not None else GPConfig()
+        self.capabilities = self.capabilities_with(self.config.propagation)  # type: ignore[misc]
         self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
         self.input_dim = self.obs_dim + self.action_dim
         self.hyper = GPHyperparameters(
@@ -438,16 +454,37 @@ class GPDynamics(DynamicsModel):
         next_mean = obs.to(_DTYPE) + mean * sy + my
         return next_mean.to(obs.dtype), (var * sy.square()).to(obs.dtype)
 
+    @property
+    def propagation(self) -> str:
+        """The default mode of :meth:`step` (``config.propagation``)."""
+        return self.config.propagation
+
+    def capabilities_with(self, propagation: str) -> frozenset[str]:
+        """``sample`` draws particles; the other modes are deterministic."""
+        if propagation == "sample":
+            return frozenset({DIFFERENTIABLE, PARTICLES, GAUSSIAN_BELIEF})
+        return frozenset({DIFFERENTIABLE, DETERMINISTIC, GAUSSIAN_BELIEF})
+
     def initial_state(
         self, obs: Tensor, n_particles: int = 1, generator: torch.Generator | None = None
     ) -> ModelState:
-        """``obs (B, O)`` tiled to ``M = P * B`` rows: a tensor (``propagation="sample"``) or a
-        point-mass :class:`GaussianState` (moment matching / linearisation)."""
-        self.check_obs(obs)
+        """``obs (B, O)`` tiled to ``M = P * B`` rows for ``config.propagation``; see
+        :meth:`initial_state_with`."""
+        return self.initial_state_with(obs, n_particles, generator, self.config.propagation)
+
+    def initial_state_with(
+        self,
+        obs: Tensor,
+        n_particles: int,
+        generator: torch.Generator | None,
+        propagation: str,
+    ) -> ModelState:
+        """``obs (B, O)`` tiled to ``M = P * B`` rows: a tensor (``sample``, ``expectation``) or
+        a point-mass :class:`GaussianState` (``moment_matching``, ``linearization``)."""
         rows = obs.repeat(n_particles, 1)
-        if self.config.propagation == "sample":
-            return rows
-        return GaussianState.certain(rows)
+        if propagation in BELIEF_PROPAGATIONS:
+            return GaussianState.certain(rows)
+        return rows
 
     def observe(self, state: ModelState) -> Tensor:
         """``(M, O)``: the state itself, or a Gaussian state's mean."""
@@ -456,23 +493,35 @@ class GPDynamics(DynamicsModel):
     def step(
         self, state: ModelState, action: Tensor, generator: torch.Generator | None = None
     ) -> ModelState:
-        """One transition of ``M`` rows with ``action (M, A)``.
+        """One transition of ``M`` rows with ``action (M, A)`` and ``config.propagation``; see
+        :meth:`step_with`."""
+        return self.step_with(state, action, generator, self.config.propagation)
 
-        A tensor ``state (M, O)`` gets a sample of the GP predictive per row (reparameterised,
-        so differentiable); a :class:`GaussianState` is propagated by ``config.propagation``
-        (``linearization`` when that is ``sample``).
+    def step_with(
+        self,
+        state: ModelState,
+        action: Tensor,
+        generator: torch.Generator | None,
+        propagation: str,
+    ) -> ModelState:
+        """One transition of ``M`` rows with ``action (M, A)`` and ``propagation``.
+
+        A tensor ``state (M, O)`` steps the posterior mean (``expectation``) or gets a sample of
+        the GP predictive per row (any other mode; reparameterised, so differentiable); a
+        :class:`GaussianState` is propagated by ``propagation`` (``linearization`` when that
+        is ``sample`` or ``expectation``).
         """
         if isinstance(state, GaussianState):
-            method = self.config.propagation
-            return self.propagate(state, action, "linearization" if method == "sample" else method)[
-                0
-            ]
+            method = propagation if propagation in BELIEF_PROPAGATIONS else "linearization"
+            return self.propagate(state, action, method)[0]
         post = self.posterior
         mean, var = predict_latent(post, self._normalised_inputs(state, action))
+        _, _, my, sy = self._stats()
+        if propagation == EXPECTATION:
+            return state + (mean * sy + my).to(state.dtype)
         if self.config.predict_noise:
             var = var + post.noise
         eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        _, _, my, sy = self._stats()
         delta = (mean + var.sqrt() * eps) * sy + my
         return state + delta.to(state.dtype)
 
@@ -750,6 +799,7 @@ def _build(ctx: Any) -> GPDynamics:
 register_model("gp", _build, "Gaussian-process dynamics (gpytorch; exact or sparse)")
 
 __all__ = [
+    "BELIEF_PROPAGATIONS",
     "GAUSSIAN_METHODS",
     "PROPAGATIONS",
     "GPConfig",

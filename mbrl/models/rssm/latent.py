@@ -13,12 +13,15 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from mbrl.models.base import PARTICLES, DynamicsModel
+from mbrl.models.base import DETERMINISTIC, EXPECTATION, PARTICLES, DynamicsModel
 from mbrl.models.rssm.model import RSSM, LatentState
 
 
 class LatentDynamics(DynamicsModel):
     """``DynamicsModel`` over RSSM features: obs ``(M, F)``, action ``(M, A)``, state ``(M, F)``.
+
+    Propagations: ``sample`` (draw the stochastic prior state) and ``expectation`` (its mean);
+    the default follows ``sample``, the other is a :meth:`propagating` view.
 
     Args:
         rssm: the (trained) :class:`RSSM`; shared, not copied.
@@ -26,6 +29,7 @@ class LatentDynamics(DynamicsModel):
     """
 
     capabilities: ClassVar[frozenset[str]] = frozenset({PARTICLES})
+    propagations: ClassVar[tuple[str, ...]] = ("sample", EXPECTATION)
 
     def __init__(self, rssm: RSSM, sample: bool | None = None) -> None:
         super().__init__()
@@ -33,6 +37,16 @@ class LatentDynamics(DynamicsModel):
         self.obs_dim = rssm.feature_dim
         self.action_dim = rssm.action_dim
         self.sample = rssm.config.sample_latent_plans if sample is None else bool(sample)
+        self.capabilities = self.capabilities_with(self.propagation)  # type: ignore[misc]
+
+    @property
+    def propagation(self) -> str:
+        """``sample`` or ``expectation``, from ``sample``."""
+        return "sample" if self.sample else EXPECTATION
+
+    def capabilities_with(self, propagation: str) -> frozenset[str]:
+        """Sampled priors make particles meaningful; the prior mean is deterministic."""
+        return frozenset({PARTICLES} if propagation == "sample" else {DETERMINISTIC})
 
     def _split(self, state: Tensor) -> LatentState:
         d = self.rssm.config.deter_size
@@ -42,7 +56,22 @@ class LatentDynamics(DynamicsModel):
         self, state: Tensor, action: Tensor, generator: torch.Generator | None = None
     ) -> Tensor:
         """Prior step of all ``M`` rows: ``state (M, F)``, ``action (M, A)`` -> ``(M, F)``."""
-        return self.rssm.prior_step(self._split(state), action, generator, self.sample).features
+        return self.step_with(state, action, generator, self.propagation)
+
+    def step_with(
+        self,
+        state: Tensor,
+        action: Tensor,
+        generator: torch.Generator | None,
+        propagation: str,
+    ) -> Tensor:
+        """Prior step with ``propagation`` (``sample`` or ``expectation``): ``(M, F)``."""
+        if propagation not in self.propagations:
+            raise ValueError(
+                f"LatentDynamics supports propagation modes {self.propagations}, got {propagation!r}"
+            )
+        sample = propagation == "sample"
+        return self.rssm.prior_step(self._split(state), action, generator, sample).features
 
 
 class LatentReward:
