@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import textwrap
 
 import pytest
@@ -17,7 +18,7 @@ from mbrl.bench.speed import (
     planner_latency_ms,
     speed_report,
 )
-from mbrl.bench.suite import load_suite, parse_suite, run_suite, suite_names
+from mbrl.bench.suite import Suite, load_suite, parse_suite, run_suite, suite_names, validate_suite
 from mbrl.cli import main as cli_main
 from mbrl.models.registry import model_names
 from mbrl.planners.registry import planner_names
@@ -185,6 +186,58 @@ def test_bad_suite_fails_before_any_cell_starts(tmp_path, capsys, envs, planners
     err = capsys.readouterr().err
     assert rc == 2 and message in err and "bad.toml" in err
     assert not out.exists()  # nothing ran, nothing written
+
+
+@pytest.mark.parametrize(
+    ("model", "overrides"),
+    [
+        ("ensemble", {"value": "learned", "gamma": 0.99}),  # cem uses no value
+        ("ensemble", {"policy": "learned"}),  # cem rolls out no policy
+        ("ensemble", {"value": "learned", "planner": "mcts"}),  # mcts, but gamma = 1
+        ("rssm", {"gamma": 0.9}),  # the PlaNet loop plans undiscounted
+        ("rssm", {"model_options": {"chunk_length": 500}}),  # longer than an episode
+    ],
+)
+def test_suite_check_rejects_what_run_rejects_with_the_same_message(model, overrides):
+    from mbrl.agents import run
+    from mbrl.bench.suite import check_cell
+
+    overrides = {"episodes": 1, "max_episode_steps": 8, "progress": False, **overrides}
+    planner = overrides.pop("planner", "cem")
+    spec = CellSpec("Pendulum-v1", model, planner, 0, overrides=overrides)
+    with pytest.raises(ValueError) as from_run:
+        run(spec.run_config())
+    with pytest.raises(ValueError) as from_check:
+        check_cell(spec)
+    assert str(from_check.value) == str(from_run.value)
+    suite = Suite("s", "", "s.toml", (spec,))
+    with pytest.raises(ValueError, match="s.toml: cell") as from_suite:
+        validate_suite(suite)
+    assert str(from_run.value) in str(from_suite.value)
+
+
+def test_rssm_cells_validate_and_run_through_the_suite(tmp_path):
+    from mbrl.bench.cells import run_cell
+
+    rssm = {
+        "deter_size": 8, "stoch_size": 2, "hidden_size": 8, "embed_size": 4, "action_repeat": 4,
+        "train_steps": 1, "batch_size": 2, "chunk_length": 4, "eval_context": 2,
+        "eval_horizon": 2,
+    }  # fmt: skip
+    suite = parse_suite(
+        {
+            "seeds": [0],
+            "defaults": {"episodes": 1, "seed_episodes": 1, "max_episode_steps": 6, "horizon": 2},
+            "model_options": {"rssm": rssm},
+            "planner_options": {"cem": {"population": 8, "iterations": 1}},
+            "grid": [{"envs": ["mbrl/PendulumNoVel-v0"], "models": ["rssm"], "planners": ["cem"]}],
+        }
+    )
+    validate_suite(suite)
+    outcome = run_cell(suite.cells[0])
+    assert outcome.status == "ok", outcome.error
+    row = outcome.summary_row()
+    assert row["episodes"] == 1 and row["env_steps"] == 48 and math.isnan(row["final_val_loss"])
 
 
 def test_bad_suite_structure_is_named(tmp_path):

@@ -97,7 +97,8 @@ class CellSpec:
         return cell_id_for(self.env_id, self.model, self.planner, self.seed, self.tag)
 
     def run_config(self) -> RunConfig:
-        """The :class:`RunConfig` this cell runs (``progress=False``, no output directory).
+        """The :class:`RunConfig` this cell runs (``progress=False``, no output directory);
+        every override is marked ``explicit``.
 
         Raises:
             ValueError / TypeError: from :class:`RunConfig` / :class:`FitConfig` for bad values,
@@ -119,6 +120,9 @@ class CellSpec:
         for key in ("planner_options", "model_options"):
             if key in kwargs:
                 kwargs[key] = dict(kwargs[key])
+        # What the suite sets was set on purpose: env presets (and the PlaNet defaults of
+        # rssm runs) never replace it, even where it equals the RunConfig default.
+        kwargs["explicit"] = frozenset(kwargs.get("explicit", ())) | (set(kwargs) - {"explicit"})
         return RunConfig(
             env_id=self.env_id,
             model=self.model,
@@ -169,9 +173,11 @@ class CellOutcome:
 
     Attributes:
         spec: the cell; status: ``"ok"`` or ``"failed"``.
-        episodes: one JSON object per episode (seed episodes first): ``episode``, ``kind``,
-            ``return``, ``steps``, ``plan_ms``, ``model_val_loss``, ``env_steps``,
-            ``fit_seconds``, ``terminated``, ``truncated`` plus the cell's axes.
+        episodes: one JSON object per episode (seed episodes first): the run's
+            ``metrics.jsonl`` line (``episode``, ``kind``, ``return``, ``steps``, ``plan_ms``,
+            ``env_steps``, and ``model_val_loss``, ``fit_seconds``, ``terminated``,
+            ``truncated`` for state-space models; losses and open-loop errors for ``rssm``)
+            plus the cell's axes.
         wall_s: seconds the cell ran; host: machine it ran on.
         error: the full traceback of a failed cell (``None`` when ok).
         error_line: ``ExceptionType: message`` of a failed cell (``None`` when ok).
@@ -187,7 +193,7 @@ class CellOutcome:
 
     def summary_row(self) -> dict[str, Any]:
         """The ``summary.csv`` row (:data:`SUMMARY_COLUMNS`); ``error`` is ``Type: message``."""
-        mpc = [e for e in self.episodes if e["kind"] == "mpc"]
+        mpc = [e for e in self.episodes if e["kind"] != "seed"]  # "mpc", or "plan" for rssm
         returns = [float(e["return"]) for e in mpc]
         tail = returns[-3:]
         last = self.episodes[-1] if self.episodes else None
@@ -204,7 +210,8 @@ class CellOutcome:
             "last3_mean_return": sum(tail) / len(tail) if tail else math.nan,
             "mean_plan_ms": (sum(float(e["plan_ms"]) for e in mpc) / len(mpc)) if mpc else math.nan,
             "env_steps": int(last["env_steps"]) if last else 0,
-            "final_val_loss": _float(last["model_val_loss"]) if last else math.nan,
+            # rssm runs report open-loop errors instead of a held-out loss
+            "final_val_loss": _float(last.get("model_val_loss")) if last else math.nan,
             "wall_s": self.wall_s,
             "host": self.host,
             "error": (self.error_line or self.error.strip().splitlines()[-1]) if self.error else "",

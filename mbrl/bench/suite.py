@@ -34,8 +34,9 @@ Precedence for one cell: RunConfig defaults < the env's preset (only with
 
 :func:`load_suite` parses a shipped suite by name (``smoke``, ``standard``; see
 :func:`suite_names`) or a file path, expands the grid and validates every cell before anything
-runs (:func:`validate_suite`): env ids, model and planner names and every option are checked by
-building the cell's env, model and planner once. :func:`run_suite` runs the cells on an
+runs (:func:`validate_suite`): each distinct cell is set up once by the run's own set-up
+(:func:`mbrl.agents.setup.build_run` with ``dry=True``), so a cell passes exactly when its run
+would start. :func:`run_suite` runs the cells on an
 executor, resumably, and writes ``summary.csv``.
 """
 
@@ -53,11 +54,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm.auto import tqdm
 
-from mbrl.agents.env_factory import make_env
-from mbrl.agents.presets import apply_preset
+from mbrl.agents.setup import EnvInfo, build_run, run_model_names
 from mbrl.bench.cells import (
     OVERRIDABLE,
     SUMMARY_COLUMNS,
@@ -71,12 +70,7 @@ from mbrl.bench.cells import (
     write_outcome,
 )
 from mbrl.bench.executors import Executor, ExecutorError
-from mbrl.models.registry import build_model, model_names
-from mbrl.models.task_models import LearnedReward, LearnedTermination
-from mbrl.planners.registry import PlannerContext, build_planner, planner_entry, planner_names
-from mbrl.seeding import resolve_device
-from mbrl.spaces import ActionCodec, observation_dim
-from mbrl.task_fns import get_task_fns
+from mbrl.planners.registry import planner_names
 
 SUITE_KEYS = frozenset(
     {
@@ -247,7 +241,7 @@ def _option_tables(table: Mapping[str, Any], where: str) -> dict[str, dict[str, 
                 f"{where}: {key} must hold one table per {kind} name, e.g. "
                 f"[{key}.NAME] (got {per_name!r})"
             )
-        known = planner_names() if key == "planner_options" else model_names()
+        known = planner_names() if key == "planner_options" else run_model_names()
         for name in per_name:
             if name not in known:
                 kind = key.split("_")[0]
@@ -309,8 +303,10 @@ def parse_suite(data: Mapping[str, Any], source: str = "<suite>") -> Suite:
         models = _as_str_list(grid["models"], f"{gwhere}: models")
         planners = _as_str_list(grid["planners"], f"{gwhere}: planners")
         for m in models:
-            if m not in model_names():
-                raise ValueError(f"{gwhere}: unknown model {m!r}; choose one of {model_names()}")
+            if m not in run_model_names():
+                raise ValueError(
+                    f"{gwhere}: unknown model {m!r}; choose one of {run_model_names()}"
+                )
         for p in planners:
             if p not in planner_names():
                 raise ValueError(
@@ -353,54 +349,23 @@ def parse_suite(data: Mapping[str, Any], source: str = "<suite>") -> Suite:
 
 # --------------------------------------------------------------------------- validation
 def check_cell(
-    spec: CellSpec, env_cache: dict[str, Any] | None = None, check_device: bool = True
+    spec: CellSpec, env_cache: dict[str, EnvInfo] | None = None, check_device: bool = True
 ) -> None:
-    """Build ``spec``'s config, env, model and planner once (on CPU) without running anything.
+    """Set ``spec``'s run up without running it: :func:`mbrl.agents.setup.build_run` with
+    ``dry=True`` (on CPU, no env kept), the same set-up :func:`mbrl.agents.loop.run` uses, so
+    a cell passes exactly when its run would start.
 
-    Mirrors the set-up of :func:`mbrl.agents.loop.run`, so every name and option error that a
-    run would hit at start-up surfaces here.
+    Args:
+        spec: the cell.
+        env_cache: env id -> :class:`~mbrl.agents.setup.EnvInfo`, shared across cells.
+        check_device: also check that the cell's device exists on this machine.
 
     Raises:
-        ValueError / TypeError: whatever the set-up raises (unknown env, model, planner or
-            option; a planner that cannot act in the env's action space; a bad device).
+        ValueError / TypeError: whatever the run's set-up raises (unknown env, model, planner
+            or option; a planner that cannot act in the env's action space; a value or policy
+            the planner cannot use; a bad device), with the same message.
     """
-    cfg = spec.run_config()
-    if check_device:
-        resolve_device(cfg.device)
-    else:
-        torch.device(cfg.device)
-    cache = env_cache if env_cache is not None else {}
-    if spec.env_id not in cache:
-        env = make_env(spec.env_id)
-        cache[spec.env_id] = (
-            env.spec.id if env.spec else spec.env_id,
-            ActionCodec.from_space(env.action_space),
-            observation_dim(env.observation_space),
-        )
-        env.close()
-    env_key, codec, obs_dim = cache[spec.env_id]
-    if cfg.use_preset:
-        cfg = apply_preset(cfg, env_key)
-    planner_entry(cfg.planner).planner_class.check_action_space(codec)
-    model = build_model(cfg.model, obs_dim, codec.dim, cfg.model_options, env_key)
-    known = get_task_fns(env_key)
-    if cfg.reward == "known" and known is not None:
-        reward_fn, term_fn = known.reward, known.termination
-    else:
-        reward_fn = LearnedReward(obs_dim, codec.dim)
-        term_fn = LearnedTermination(obs_dim, codec.dim)
-    ctx = PlannerContext(
-        model,
-        reward_fn,
-        term_fn,
-        codec,
-        torch.Generator().manual_seed(cfg.seed),
-        cfg.horizon,
-        cfg.n_particles,
-        cfg.gamma,
-        dict(cfg.planner_options),
-    )
-    build_planner(cfg.planner, ctx)
+    build_run(spec.run_config(), dry=True, check_device=check_device, env_cache=env_cache)
 
 
 def validate_suite(suite: Suite, check_device: bool = True) -> None:
