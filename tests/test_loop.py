@@ -211,3 +211,86 @@ def test_sigterm_mid_run_saves_the_buffer(tmp_path, monkeypatch):
         run(RunConfig(out=str(tmp_path), **TINY))
     assert len(TransitionBuffer.load(tmp_path / "buffer.pt")) == 25
     assert signal.getsignal(signal.SIGTERM) == previous  # the handler is restored
+
+
+def _tiny_cem_planner():
+    from mbrl.agents.setup import build_run
+
+    return build_run(RunConfig(**TINY), dry=True).planner
+
+
+def test_rollout_backend_is_measured_on_cuda_only_and_the_fastest_is_used():
+    from mbrl.agents.backend import choose_rollout_backend
+    from mbrl.planners.registry import PlannerContext, build_planner
+
+    def must_not_measure(*args):
+        raise AssertionError("measured on CPU")
+
+    planner = _tiny_cem_planner()
+    original = planner.objective
+    cpu = choose_rollout_backend(planner, "auto", torch.device("cpu"), measure=must_not_measure)
+    assert cpu.backend == "eager" and "cpu" in cpu.reason and planner.objective == original
+    seen = []
+
+    def fake(rollout_fn, obs, candidates):  # compile fastest, graph slowest
+        seen.append((tuple(obs.shape), tuple(candidates.shape), rollout_fn.n_particles))
+        return {"eager": 2e-3, "graph": 3e-3, "compile": 1e-3}
+
+    choice = choose_rollout_backend(planner, "auto", torch.device("cuda"), measure=fake)
+    assert seen == [((3,), (40, 5, 1), 2)]  # the planner's shape: population x H x A
+    assert choice.backend == "compile" and choice.seconds["compile"] == 1e-3
+    assert planner.objective != original  # now scored by a CompiledRollout
+    slow = lambda *a: {"eager": 1e-3, "graph": 3e-3, "compile": 2e-3}  # noqa: E731
+    kept = _tiny_cem_planner()
+    before = kept.objective
+    assert choose_rollout_backend(kept, "auto", torch.device("cuda"), measure=slow).backend == (
+        "eager"
+    )
+    assert kept.objective == before
+    forced = choose_rollout_backend(
+        _tiny_cem_planner(), "eager", torch.device("cuda"), measure=fake
+    )
+    assert forced.backend == "eager" and not forced.seconds
+    # planners without a rollout objective stay as they are
+    ctx = PlannerContext(planner.model, planner.reward_fn, None, ActionCodec.from_space(
+        gym.spaces.Box(-2.0, 2.0, (1,), np.float32)), torch.Generator(), 5, 1)  # fmt: skip
+    ilqr = build_planner("ilqr", ctx)
+    assert choose_rollout_backend(ilqr, "auto", torch.device("cuda"), measure=fake).backend == (
+        "eager"
+    )
+
+
+def test_run_records_the_backend_in_config_and_summary(tmp_path):
+    result = run(RunConfig(**{**TINY, "episodes": 0}, out=str(tmp_path)))
+    assert result.config.rollout_backend == "eager"
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["rollout_backend"]["backend"] == "eager"
+    assert summary["config"]["rollout_backend"] == "eager"
+    with pytest.raises(ValueError, match="rollout_backend must be one of"):
+        RunConfig(rollout_backend="fast")
+
+
+def test_build_run_checks_everything_before_any_env_step(monkeypatch):
+    import mbrl.agents.setup as setup_module
+
+    made = []
+
+    def recording_make_env(env_id):
+        made.append(make_env(env_id))
+        return made[-1]
+
+    monkeypatch.setattr(setup_module, "make_env", recording_make_env)
+    setup = setup_module.build_run(RunConfig(**TINY))
+    assert setup.config.rollout_backend == "eager" and setup.env is made[0]
+    dry = setup_module.build_run(RunConfig(**TINY), dry=True)
+    assert dry.env is None and dry.device == torch.device("cpu")
+    for bad, match in [
+        ({"value": "learned", "gamma": 0.9}, "planner 'cem' does not"),
+        ({"policy": "learned"}, "planner 'cem' does not"),
+        ({"model": "rssm", "env_id": "CartPole-v1", "model_options": {}}, "Discrete"),
+        ({"model": "rssm", "model_options": {"chunk_length": 99}}, "chunk_length 99 is longer"),
+    ]:
+        with pytest.raises((ValueError, TypeError), match=match):
+            setup_module.build_run(RunConfig(**{**TINY, **bad}))
+    assert len(made) == 6 and not any(e.get_wrapper_attr("_has_reset") for e in made)
+    setup.env.close()

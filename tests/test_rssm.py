@@ -174,6 +174,21 @@ def test_planet_loop_is_reproducible_from_its_seed(tmp_path):
         assert (tmp_path / "r0" / name).exists()
 
 
+def test_planet_crash_mid_run_saves_the_episodes_first(tmp_path, monkeypatch):
+    from mbrl.data.sequence_buffer import SequenceBuffer
+    from mbrl.models.rssm.training import RSSMTrainer
+
+    def broken_train(*args, **kwargs):
+        raise RuntimeError("simulated failure")
+
+    monkeypatch.setattr(RSSMTrainer, "train", broken_train)
+    with pytest.raises(RuntimeError, match="simulated failure") as info:
+        run_planet(dataclasses.replace(TINY_RUN, out=str(tmp_path)))
+    assert SequenceBuffer.load(tmp_path / "buffer.pt").num_episodes == 1  # the seed episode
+    assert any("1 episodes collected so far were saved to" in n for n in info.value.__notes__)
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1
+
+
 def test_planet_rejects_chunks_longer_than_an_episode():
     with pytest.raises(ValueError, match="chunk_length 20 is longer than an episode"):
         run_planet(dataclasses.replace(TINY_RUN, train=RSSMTrainConfig(chunk_length=20)))

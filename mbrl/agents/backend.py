@@ -80,11 +80,11 @@ def choose_rollout_backend(
         return BackendChoice("eager", "forced (eager)")
     if device.type != "cuda":
         return BackendChoice("eager", f"{device.type} device: eager (nothing measured)")
-    gen = torch.Generator(device=device).manual_seed(seed)
     low, high = planner.optimizer.low, planner.optimizer.high
+    gen = torch.Generator(device=low.device).manual_seed(seed)
     shape = (_population(planner), planner.horizon, low.shape[0])
-    candidates = low + (high - low) * torch.rand(shape, generator=gen, device=device)
-    obs = torch.zeros(planner.model.obs_dim, device=device)
+    candidates = low + (high - low) * torch.rand(shape, generator=gen, device=low.device)
+    obs = torch.zeros(planner.model.obs_dim, device=low.device)
     probe = CompiledRollout(
         planner.model,
         planner.reward_fn,
