@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from mbrl.data.buffer import TransitionBatch, TransitionBuffer
-from mbrl.models.base import DynamicsModel
+from mbrl.models.base import ENSEMBLE, DynamicsModel
 from mbrl.rollout.transition import transition
 from mbrl.validation import check_positive_int
 
@@ -105,7 +105,7 @@ def branched_rollouts(
     """
     check_positive_int(length, "length")
     model.check_obs(start_obs, "start_obs")
-    if uncertainty_penalty > 0 and not hasattr(model, "member_disagreement"):
+    if uncertainty_penalty > 0 and ENSEMBLE not in model.capabilities:
         raise ValueError(f"uncertainty_penalty needs an ensemble; {type(model).__name__} has none")
     device = model.device
     obs = start_obs.to(device=device, dtype=torch.float32)

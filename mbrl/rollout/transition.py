@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from mbrl.models.base import DynamicsModel, ModelState
+from mbrl.models.base import ENSEMBLE, DynamicsModel, ModelState
 from mbrl.task_fns import RewardFn, TerminationFn
 
 CERTAIN_END = 0.999
@@ -128,8 +128,8 @@ def transition(
     Returns:
         :class:`Transition`; no host synchronisation happens here (CUDA-graph safe).
     """
-    n_members = int(getattr(model, "num_active", getattr(model, "ensemble_size", 1)))
-    if shuffle_members and n_members > 1 and isinstance(state, Tensor):
+    ensemble = ENSEMBLE in model.capabilities
+    if shuffle_members and ensemble and model.num_active > 1 and isinstance(state, Tensor):
         next_state = _shuffled_step(model, state, action, generator)
     else:
         next_state = model.step(state, action, generator)
@@ -143,6 +143,11 @@ def transition(
         next_state = next_obs
     reward = reward_fn(obs, action, next_obs).reshape(-1).to(next_obs.dtype)
     if uncertainty_penalty > 0:
+        if not ensemble:
+            raise TypeError(
+                f"uncertainty_penalty needs an ensemble (capability {ENSEMBLE!r}); "
+                f"{type(model).__name__} is not one"
+            )
         disagreement = model.member_disagreement(obs, action).to(next_obs.dtype)
         reward = reward - uncertainty_penalty * disagreement
     finite = ok_obs & torch.isfinite(reward)

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from mbrl.data.buffer import TransitionBuffer
-from mbrl.models.base import DynamicsModel
+from mbrl.models.base import ENSEMBLE, DynamicsModel
 from mbrl.rollout.transition import transition
 from mbrl.spaces import ActionCodec, observation_dim
 from mbrl.task_fns import RewardFn, TerminationFn
@@ -109,7 +109,7 @@ class SurrogateCore:
         penalty = float(uncertainty_penalty)
         if not penalty >= 0.0:
             raise ValueError(f"uncertainty_penalty must be >= 0, got {uncertainty_penalty}")
-        if penalty > 0 and not hasattr(model, "member_disagreement"):
+        if penalty > 0 and ENSEMBLE not in model.capabilities:
             raise ValueError(
                 f"uncertainty_penalty > 0 needs an ensemble with member_disagreement(); "
                 f"{type(model).__name__} has none"
@@ -129,7 +129,6 @@ class SurrogateCore:
         self.obs_low, self.obs_high = low, high
         self._act_low = self.codec.low
         self._act_high = self.codec.high
-        self._n_members = int(getattr(model, "num_active", getattr(model, "ensemble_size", 1)))
 
     # ------------------------------------------------------------------ starts and actions
     def sample_starts(self, n: int, generator: torch.Generator) -> Tensor:
