@@ -6,7 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
+from mbrl.dyna import DYNA_MAZE_ENV_ID
 from mbrl.dyna.mbpo import MBPOConfig, run_mbpo
+
+DYNAQ_DEFAULT_ENV = DYNA_MAZE_ENV_ID
+"""``--env`` of ``--algo dynaq`` when none is given: MBPO's continuous default has no tabular
+states, so Dyna-Q defaults to Sutton & Barto's maze."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "states and actions (e.g. mbrl/DynaMaze-v0, FrozenLake-v1, CliffWalking-v1). Prints "
         "evaluation returns as it goes; --out DIR writes metrics.jsonl and summary.json.",
     )
-    p.add_argument("--env", default=defaults.env_id, help="gymnasium id (default %(default)s)")
+    p.add_argument(
+        "--env",
+        default=None,
+        help=f"gymnasium id (default {defaults.env_id}; {DYNAQ_DEFAULT_ENV} for --algo dynaq)",
+    )
     p.add_argument(
         "--algo", default="mbpo", choices=["mbpo", "sac", "dynaq"], help="(default %(default)s)"
     )
@@ -113,6 +122,8 @@ def _main_dynaq(args: argparse.Namespace) -> int:
 
 def main(args: argparse.Namespace) -> int:
     """Run MBPO / SAC / Dyna-Q from parsed flags; prints the final evaluation."""
+    if args.env is None:
+        args.env = DYNAQ_DEFAULT_ENV if args.algo == "dynaq" else MBPOConfig().env_id
     if args.algo == "dynaq":
         return _main_dynaq(args)
     from mbrl.dyna.branched import RolloutSchedule
