@@ -15,7 +15,7 @@ from mbrl.models.base import DETERMINISTIC, DynamicsModel
 from mbrl.models.delta_model import DeltaModelConfig
 from mbrl.models.ensemble import GaussianEnsemble
 from mbrl.models.known.cartpole import KnownCartPole
-from mbrl.planners.mcts.planner import MCTS, MCTSConfig
+from mbrl.planners.mcts import MCTS, MCTSConfig
 from mbrl.planners.mcts.select import dirichlet_noise, sample_gamma, visit_policy
 from mbrl.planners.mcts.tree import backup, empty_tree, subtree
 from mbrl.planners.registry import PlannerContext, build_planner
@@ -482,17 +482,17 @@ def test_subtree_reindexes_and_keeps_statistics() -> None:
 
 
 # ---------------------------------------------------------------- learned ensembles
-def test_ensemble_searches_in_expectation_and_is_restored() -> None:
+def test_ensemble_searches_in_expectation_without_changing_the_model() -> None:
     torch.manual_seed(0)
     model = GaussianEnsemble(4, 2, DeltaModelConfig(ensemble_size=3, hidden_size=8, num_layers=1))
     seen = []
-    original_step = model.step
+    original_step_with = model.step_with
 
-    def spy(state, action, generator=None):
-        seen.append(model.propagation)
-        return original_step(state, action, generator)
+    def spy(state, action, generator, propagation):
+        seen.append((propagation, model.propagation))
+        return original_step_with(state, action, generator, propagation)
 
-    model.step = spy  # type: ignore[method-assign]
+    model.step_with = spy  # type: ignore[method-assign]
     codec = ActionCodec.from_space(gym.spaces.Discrete(2))
     plans = []
     for _ in range(2):
@@ -505,8 +505,11 @@ def test_ensemble_searches_in_expectation_and_is_restored() -> None:
             generator=torch.Generator().manual_seed(5),
         )
         plans.append(planner.plan(torch.zeros(4)))
-    assert set(seen) == {"expectation"} and model.propagation == "ts_inf"
+    # Every step went through the expectation view while the model kept its own TS-infinity.
+    assert seen and set(seen) == {("expectation", "ts_inf")}
     assert torch.equal(plans[0], plans[1])
+    with pytest.raises(ValueError, match="propagation modes"):
+        cartpole_planner(propagation="ts1")  # the known model has one behaviour, its mean
 
 
 # -------------------------------------------------------------- item 4: widening

@@ -69,8 +69,10 @@ class MCTSConfig:
         reuse: tree reuse between steps: ``"off"``, ``"match"`` (default) or ``"always"``.
         reuse_tolerance: max abs difference of predicted vs real observation for ``"match"``
             (default 1e-4).
-        propagation: ensemble propagation during search (``"expectation"`` default,
-            ``"ts1"``, ``"ts_inf"``, or None to leave the model's setting).
+        propagation: the mode the search steps the model with,
+            ``model.propagating(propagation)``: ``"expectation"`` (default; every model has
+            it), ``"ts1"`` or ``"ts_inf"`` (ensembles), or None for the model's own mode. A mode
+            the model lacks raises ``ValueError`` when the planner is built.
         backend: how descents run: ``"torch"`` (any device), ``"numpy"`` (CPU trees through
             zero-copy numpy views: several times less overhead per tiny operation) or
             ``"auto"`` (default: numpy on CPU, torch elsewhere). Both give the same search.

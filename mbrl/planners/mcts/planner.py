@@ -7,10 +7,10 @@ normalisation of Q-values, so rewards of any scale work (:mod:`~mbrl.planners.mc
 :mod:`~mbrl.planners.mcts.tree`). Continuous ``Box`` actions use progressive widening over
 sampled actions. This module wires them into the :class:`MCTS` planner.
 
-Models: the tree treats ``model.step`` as deterministic. For an ensemble with a
-``propagation`` attribute (:class:`~mbrl.models.delta_model.DeltaModel`) the search runs with
-``propagation = config.propagation`` (default ``"expectation"``: the mean over members, no
-sampling) and restores the model's own setting afterwards.
+Models: the tree treats ``model.step`` as deterministic. The search steps
+``model.propagating(config.propagation)`` (default ``"expectation"``: an ensemble's mean over
+members, no sampling; a GP's posterior mean), a view sharing the model's parameters; the model
+itself is never changed.
 
 Tree reuse (``reuse``): after acting, the chosen child's subtree is kept. ``"match"`` (default)
 reuses it only while the child's predicted observation equals the next real one within
@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from mbrl.models.base import DynamicsModel, propagation_mode
+from mbrl.models.base import DynamicsModel
 from mbrl.planners.base import Planner, as_obs_tensor
 from mbrl.planners.mcts.config import MCTSConfig
 from mbrl.planners.mcts.evaluation import Evaluator, PriorFn, RolloutFn, ValueFn
@@ -101,7 +101,8 @@ class MCTS(Planner):
 
     Raises:
         TypeError: a Box action space without progressive widening configured, or a prior
-            for a Box space; ValueError: sizes of model and action space disagree.
+            for a Box space; ValueError: sizes of model and action space disagree, or the model
+            lacks ``config.propagation``.
 
     Attributes:
         supports_continuous: instances: whether widening is configured. The class itself
@@ -188,7 +189,7 @@ class MCTS(Planner):
                 "next_obs) method (e.g. LearnedTermination)"
             )
         self._evaluator = Evaluator(
-            model=model,
+            model=model.propagating(cfg.propagation),
             reward_fn=reward_fn,
             termination_fn=termination_fn,
             config=cfg,
@@ -269,12 +270,10 @@ class MCTS(Planner):
             ValueError: ``obs`` is not ``(O,)``, holds NaN/inf, or the model rejects it.
         """
         obs = as_obs_tensor(obs, self.model.obs_dim, self.device)
-        with propagation_mode(self.model, self.config.propagation):
-            ev = self._evaluator
-            tree = self._reused_tree(ev, obs)
-            if tree is None:
-                tree = ev.root(obs.unsqueeze(0), self.config.num_simulations + 1)
-            out = self._run(ev, tree)
+        tree = self._reused_tree(obs)
+        if tree is None:
+            tree = self._evaluator.root(obs.unsqueeze(0), self.config.num_simulations + 1)
+        out = self._run(tree)
         child = int(tree.children[0, 0, int(out.slot[0])])
         rows = [out.action[0]]
         node = child
@@ -298,14 +297,12 @@ class MCTS(Planner):
         """
         obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         self.model.check_obs(obs)
-        with propagation_mode(self.model, self.config.propagation):
-            ev = self._evaluator
-            return self._run(ev, ev.root(obs, self.config.num_simulations + 1))
+        return self._run(self._evaluator.root(obs, self.config.num_simulations + 1))
 
     # ------------------------------------------------------------------- internals
-    def _reused_tree(self, ev: Evaluator, obs: Tensor) -> Tree | None:
+    def _reused_tree(self, obs: Tensor) -> Tree | None:
         """The kept subtree of the last plan, if ``reuse`` allows it for ``obs (O,)``."""
-        cfg = self.config
+        cfg, ev = self.config, self._evaluator
         last, self._last = self._last, None
         if cfg.reuse == "off" or last is None:
             return None
@@ -351,14 +348,14 @@ class MCTS(Planner):
         )
         return tie, actions
 
-    def _run(self, ev: Evaluator, tree: Tree) -> SearchOutput:
+    def _run(self, tree: Tree) -> SearchOutput:
         """Simulate until every root got ``num_simulations`` simulations; pick actions."""
         cfg = self.config
         bsz = tree.batch_size
         if self.codec.discrete and cfg.dirichlet_fraction > 0:
             add_root_noise(tree, cfg.dirichlet_alpha, cfg.dirichlet_fraction, self.generator)
         counted, descents, collisions = run_simulations(
-            tree, self._spec, partial(self._draw, tree), ev.expand
+            tree, self._spec, partial(self._draw, tree), self._evaluator.expand
         )
         slot, visits, q = choose_root_slots(tree, cfg.temperature, self.generator)
         ar = torch.arange(bsz, device=self.device)
