@@ -9,8 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from mbrl.agents.belief import BeliefAgent
 from mbrl.agents.mpc import MPCAgent
 from mbrl.models.known.pendulum import KnownPendulum
+from mbrl.models.mlp import MLPDynamics
+from mbrl.models.rssm.model import RSSM
+from mbrl.models.rssm.networks import RSSMConfig
 from mbrl.planners import (
     ICEM_DEFAULTS,
     CEMConfig,
@@ -20,13 +24,34 @@ from mbrl.planners import (
     RandomShootingConfig,
     RandomShootingOptimizer,
     SamplingPlanner,
-    sampling,
 )
+from mbrl.planners import sampling as sampling_module
 from mbrl.planners.base import Planner
 from mbrl.spaces import ActionCodec
 from mbrl.task_fns.classic import pendulum_reward
 
 BOX1 = ActionCodec.from_space(gym.spaces.Box(-1.0, 1.0, (1,), np.float32))
+PENDULUM_BOX = ActionCodec.from_space(gym.spaces.Box(-2.0, 2.0, (1,), np.float32))
+OPTIMIZERS = {
+    "cem": lambda g: CEMOptimizer(CEMConfig(population=60, iterations=3), *_bounds(), g),
+    "icem": lambda g: CEMOptimizer(replace(ICEM_DEFAULTS, population=60), *_bounds(), g),
+    "mppi": lambda g: MPPIOptimizer(MPPIConfig(population=60, iterations=3), *_bounds(), g),
+    "shooting": lambda g: RandomShootingOptimizer(RandomShootingConfig(100), *_bounds(), g),
+}
+
+
+def _bounds() -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.tensor([-2.0]), torch.tensor([2.0])
+
+
+def _starts(rows: int) -> torch.Tensor:
+    theta = torch.linspace(-3.0, 3.0, rows)
+    return torch.stack([theta.cos(), theta.sin(), torch.linspace(-1.0, 1.0, rows)], dim=1)
+
+
+def _planner(name: str, seed: int) -> SamplingPlanner:
+    opt = OPTIMIZERS[name](torch.Generator().manual_seed(seed))
+    return SamplingPlanner(KnownPendulum(), pendulum_reward, None, opt, horizon=8)
 
 
 class _Recorder(Planner):
@@ -124,29 +149,6 @@ def test_a_new_batch_size_starts_cold():
 
 
 # ------------------------------------------------------------------------ batched start states
-PENDULUM_BOX = ActionCodec.from_space(gym.spaces.Box(-2.0, 2.0, (1,), np.float32))
-OPTIMIZERS = {
-    "cem": lambda g: CEMOptimizer(CEMConfig(population=60, iterations=3), *_bounds(), g),
-    "icem": lambda g: CEMOptimizer(replace(ICEM_DEFAULTS, population=60), *_bounds(), g),
-    "mppi": lambda g: MPPIOptimizer(MPPIConfig(population=60, iterations=3), *_bounds(), g),
-    "shooting": lambda g: RandomShootingOptimizer(RandomShootingConfig(100), *_bounds(), g),
-}
-
-
-def _bounds() -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.tensor([-2.0]), torch.tensor([2.0])
-
-
-def _starts(rows: int) -> torch.Tensor:
-    theta = torch.linspace(-3.0, 3.0, rows)
-    return torch.stack([theta.cos(), theta.sin(), torch.linspace(-1.0, 1.0, rows)], dim=1)
-
-
-def _planner(name: str, seed: int) -> SamplingPlanner:
-    opt = OPTIMIZERS[name](torch.Generator().manual_seed(seed))
-    return SamplingPlanner(KnownPendulum(), pendulum_reward, None, opt, horizon=8)
-
-
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_batched_plan_equals_single_row_plans_with_the_same_seeds(name):
     obs = _starts(8)
@@ -177,13 +179,13 @@ def test_one_start_gives_the_same_plan_as_a_batch_of_one():
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_batched_planning_is_one_rollout_per_iteration(name, monkeypatch):
     calls = []
-    real = sampling.simulate
+    real = sampling_module.simulate
 
     def counting(model, obs, *args, **kwargs):
         calls.append(obs.shape[0])
         return real(model, obs, *args, **kwargs)
 
-    monkeypatch.setattr(sampling, "simulate", counting)
+    monkeypatch.setattr(sampling_module, "simulate", counting)
     planner = _planner(name, 0)
     plan = planner.plan(_starts(8))
     assert plan.shape == (8, 8, 1)
@@ -215,3 +217,33 @@ def test_plan_rejects_bad_starts_and_generator_lists():
         planner.plan(bad)
     with pytest.raises(ValueError, match="one generator per problem"):
         planner.plan(_starts(3), generators=[torch.Generator()] * 2)
+
+
+def test_batched_cem_through_a_network_equals_single_row_plans():
+    torch.manual_seed(0)
+    model = MLPDynamics(3, 1).eval()
+    seeds = [4, 8, 15, 16]
+
+    def planner(seed: int = 0) -> SamplingPlanner:
+        opt = OPTIMIZERS["cem"](torch.Generator().manual_seed(seed))
+        return SamplingPlanner(model, pendulum_reward, None, opt, horizon=6)
+
+    obs = _starts(4)
+    batched = planner().plan(obs, generators=[torch.Generator().manual_seed(s) for s in seeds])
+    for b, seed in enumerate(seeds):
+        torch.testing.assert_close(batched[b], planner(seed).plan(obs[b]), rtol=1e-5, atol=1e-5)
+
+
+def test_belief_agent_advances_by_one_between_plans():
+    torch.manual_seed(0)
+    model = RSSM((3,), 1, RSSMConfig(deter_size=8, stoch_size=2, hidden_size=8, embed_size=4))
+    planner = _Recorder(horizon=3)
+    agent = BeliefAgent(model, planner, PENDULUM_BOX, torch.Generator().manual_seed(0))
+    for _ in range(3):
+        agent.act(np.array([1.0, 0.0, 0.5], np.float32))
+    agent.reset()
+    agent.act(np.array([1.0, 0.0, 0.5], np.float32))
+    assert [c for c, _ in planner.calls] == [
+        "reset", "plan", "advance", "plan", "advance", "plan", "reset", "plan",
+    ]  # fmt: skip
+    assert all(steps == 1 for call, steps in planner.calls if call == "advance")
