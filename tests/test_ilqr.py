@@ -16,13 +16,13 @@ from mbrl.agents.loop import RunConfig, run
 from mbrl.models.base import DETERMINISTIC, DIFFERENTIABLE, DynamicsModel
 from mbrl.models.delta_model import DeltaModelConfig
 from mbrl.models.ensemble import GaussianEnsemble
+from mbrl.models.gp.model import GPConfig, GPDynamics
 from mbrl.models.known.pendulum import KnownPendulum
 from mbrl.planners.ilqr import (
     ILQR,
     ILQRConfig,
     ILQRNonFiniteError,
     NotDifferentiableError,
-    mean_dynamics,
 )
 from mbrl.planners.ilqr_boxqp import box_qp
 from mbrl.planners.ilqr_derivatives import cost_derivatives, dynamics_jacobians
@@ -168,16 +168,16 @@ def test_dynamics_jacobians_match_per_row_autograd() -> None:
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(5, 3, generator=gen)
     u = torch.randn(5, 1, generator=gen)
-    with mean_dynamics(model):
-        nxt, f_x, f_u = dynamics_jacobians(model, x, u)
-        for i in range(5):
-            jx, ju = torch.autograd.functional.jacobian(
-                lambda xi, ui: model.step(xi[None], ui[None])[0], (x[i], u[i])
-            )
-            torch.testing.assert_close(f_x[i], jx, rtol=1e-4, atol=1e-5)
-            torch.testing.assert_close(f_u[i], ju, rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(nxt, model.step(x, u))
-    assert model.propagation == "ts_inf"  # restored
+    mean = model.propagating("expectation")
+    nxt, f_x, f_u = dynamics_jacobians(mean, x, u)
+    for i in range(5):
+        jx, ju = torch.autograd.functional.jacobian(
+            lambda xi, ui: mean.step(xi[None], ui[None])[0], (x[i], u[i])
+        )
+        torch.testing.assert_close(f_x[i], jx, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(f_u[i], ju, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(nxt, mean.step(x, u))
+    assert model.propagation == "ts_inf"  # the view never touches the model
 
 
 def test_cost_derivatives_match_hessian_of_composed_cost() -> None:
@@ -270,6 +270,7 @@ def test_pendulum_swings_up_and_balances_with_known_model() -> None:
         if t > 0:
             assert int(sol.iterations) <= planner.config.max_iterations
         obs, _, _, _, _ = env.step(sol.u_bar[0].numpy())
+        planner.advance(1)
         upright = upright + 1 if obs[0] > 0.95 else 0
     env.close()
     assert upright >= 25, f"not upright at the end (cos theta = {obs[0]:.2f})"
@@ -281,6 +282,7 @@ def test_warm_start_converges_fast_and_reset_forgets() -> None:
     first = planner.plan_with_gains(obs)
     assert first.converged
     nxt = planner.model.step(obs[None], first.u_bar[:1])[0]
+    planner.advance(1)
     second = planner.plan_with_gains(nxt)
     # Shifted previous plan is (near) optimal from the predicted next state.
     assert int(second.iterations) <= 2
@@ -289,13 +291,91 @@ def test_warm_start_converges_fast_and_reset_forgets() -> None:
     assert planner._previous is None
 
 
-def test_ensemble_mean_planning_restores_propagation() -> None:
+def test_advance_shifts_the_warm_start_by_the_executed_steps() -> None:
+    """``replan_every=3``: after ``advance(3)`` the warm start is the old plan from step 3 on."""
+    planner = _pendulum_planner(horizon=10)
+    plan = planner.plan(torch.tensor([math.cos(2.0), math.sin(2.0), 0.0]))
+    planner.advance(0)
+    assert torch.equal(planner._previous, plan)
+    planner.advance(3)
+    expected = torch.cat([plan[3:], plan[-1:].expand(3, -1)])
+    assert torch.equal(planner._previous, expected)
+    seen = []
+    solve = planner._solve
+    planner._solve = lambda obs, u, *args: seen.append(u.clone()) or solve(obs, u, *args)
+    planner.plan(torch.tensor([math.cos(1.5), math.sin(1.5), 0.1]))
+    assert torch.equal(seen[0][0], expected)  # the plan started from it
+    planner.advance(20)  # more steps than the horizon: the last action everywhere
+    assert torch.equal(planner._previous, planner._previous[-1:].expand(10, -1))
+
+
+def test_ensemble_is_planned_through_its_mean_without_changing_it() -> None:
     torch.manual_seed(0)
     model = GaussianEnsemble(3, 1, DeltaModelConfig(ensemble_size=3, hidden_size=16, num_layers=2))
-    planner = ILQR(model, pendulum_reward, torch.tensor([-2.0]), torch.tensor([2.0]), 10)
-    plan = planner.plan(torch.tensor([1.0, 0.0, 0.0]))
-    assert plan.shape == (10, 1) and (plan.abs() <= 2).all()
+    plans = []
+    for _ in range(2):
+        planner = ILQR(model, pendulum_reward, torch.tensor([-2.0]), torch.tensor([2.0]), 10)
+        plans.append(planner.plan(torch.tensor([1.0, 0.0, 0.0])))
+    assert plans[0].shape == (10, 1) and (plans[0].abs() <= 2).all()
+    assert torch.equal(plans[0], plans[1])
     assert model.propagation == "ts_inf"
+
+
+def _pendulum_gp(propagation: str) -> GPDynamics:
+    """A GP of Pendulum's dynamics from 60 random transitions (same data for every config)."""
+    gen = torch.Generator().manual_seed(0)
+    obs = _random_pendulum_obs(60, seed=7)
+    act = 4 * torch.rand(60, 1, generator=gen) - 2
+    nxt = KnownPendulum().step(obs, act)
+    model = GPDynamics(3, 1, GPConfig(propagation=propagation, max_iter=60))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence is not the point here
+        model.fit_data(obs, act, nxt)
+    return model
+
+
+@pytest.fixture(scope="module")
+def pendulum_gps() -> dict[str, GPDynamics]:
+    """The same fit (same data, deterministic optimiser) with three propagation settings."""
+    return {p: _pendulum_gp(p) for p in ("sample", "moment_matching", "linearization")}
+
+
+def _gp_plan(model: GPDynamics, obs: torch.Tensor) -> torch.Tensor:
+    planner = ILQR(
+        model,
+        pendulum_reward,
+        torch.tensor([-2.0]),
+        torch.tensor([2.0]),
+        8,
+        ILQRConfig(cold_iterations=8, restarts=1),
+    )
+    return planner.plan(obs)
+
+
+def test_gp_plans_are_identical_for_identical_inputs(pendulum_gps) -> None:
+    """Through the posterior mean, never through samples (issue 15)."""
+    model = pendulum_gps["sample"]
+    obs = torch.tensor([math.cos(2.5), math.sin(2.5), 0.3])
+    first, second = _gp_plan(model, obs), _gp_plan(model, obs)
+    assert torch.equal(first, second)
+    planner = ILQR(model, pendulum_reward, torch.tensor([-2.0]), torch.tensor([2.0]), 8)
+    again = planner.plan(obs)
+    planner.reset()
+    assert torch.equal(planner.plan(obs), again)
+    # What iLQR optimised is the posterior mean's cost: its nominal trajectory is the mean's.
+    sol = ILQR(model, pendulum_reward, torch.tensor([-2.0]), torch.tensor([2.0]), 8).solve(
+        obs[None], max_iterations=3
+    )
+    mean_next = model.predict(sol.x_bar[0, :-1], sol.u_bar[0])[0]
+    torch.testing.assert_close(sol.x_bar[0, 1:], mean_next, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("propagation", ["moment_matching", "linearization"])
+def test_gp_with_belief_propagation_is_planned_through_its_mean(pendulum_gps, propagation) -> None:
+    obs = torch.tensor([math.cos(2.5), math.sin(2.5), 0.3])
+    plan = _gp_plan(pendulum_gps[propagation], obs)
+    assert torch.equal(plan, _gp_plan(pendulum_gps["sample"], obs))  # same mean, same plan
+    assert pendulum_gps[propagation].propagation == propagation
 
 
 # ----------------------------------------------------------------------------- errors
@@ -347,6 +427,7 @@ def test_non_finite_jacobian_keeps_last_good_plan() -> None:
         )
         good = planner.plan(torch.tensor([0.7]))
         assert torch.isfinite(good).all()
+        planner.advance(1)
         expected = torch.cat([good[1:], good[-1:]])
         if mode == "warn":
             with pytest.warns(RuntimeWarning, match="Jacobian.*non-finite.*_SqrtAtZero"):
@@ -458,6 +539,7 @@ def test_pendulum_known_model_mean_return_over_ten_seeded_episodes() -> None:
             action = planner.plan(torch.as_tensor(obs))[0].numpy()
             assert np.abs(action).max() <= 2.0
             obs, reward, terminated, truncated, _ = env.step(action)
+            planner.advance(1)
             total += float(reward)
             done = terminated or truncated
         env.close()

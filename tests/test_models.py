@@ -16,7 +16,11 @@ from mbrl.models import (
     load_weights,
     save_checkpoint,
 )
+from mbrl.models.base import DETERMINISTIC, ENSEMBLE, PARTICLES, PropagationView
 from mbrl.models.coordinates import StateCoordinates
+from mbrl.models.delta_model import DeltaModel
+from mbrl.models.known.pendulum import KnownPendulum
+from mbrl.rollout.core import simulate
 
 SMALL = DeltaModelConfig(ensemble_size=4, hidden_size=32, num_layers=2)
 
@@ -60,6 +64,99 @@ def test_ts_inf_keeps_each_particle_on_one_member():
         out = model.step(state, torch.zeros(4, 1))
         per_member = model.net(model.input_norm.normalize(torch.zeros(4, 1, 3)))[..., :2]
     assert torch.allclose(out, per_member[:, 0, :], atol=1e-4)
+
+
+def _labelled_ensemble(propagation: str) -> DeltaModel:
+    """5 deterministic members, member ``e`` adds ``e + 1`` to the state; elites 0, 2, 4."""
+    cfg = DeltaModelConfig(
+        ensemble_size=5,
+        hidden_size=4,
+        num_layers=1,
+        probabilistic=False,
+        num_elites=3,
+        propagation=propagation,
+    )
+    model = DeltaModel(1, 1, cfg)
+    with torch.no_grad():
+        model.net.out.weight.zero_()
+        model.net.out.bias.copy_(torch.arange(1.0, 6.0).view(5, 1, 1))
+    model.on_fit_end(torch.tensor([0.0, 9.0, 1.0, 9.0, 2.0]))
+    assert model.elites.tolist() == [0, 2, 4]
+    return model
+
+
+def _members_per_step(model: DeltaModel, m_rows: int, horizon: int = 6) -> torch.Tensor:
+    """``(H, M)`` member index each row used at each step of a rollout through ``simulate``."""
+    out = simulate(
+        model,
+        torch.zeros(1, 1),
+        lambda o, a, n: torch.zeros(o.shape[0]),
+        actions=torch.zeros(1, horizon, 1),
+        n_particles=m_rows,
+        generator=torch.Generator().manual_seed(0),
+        record=True,
+    )
+    delta = out.observations.diff(dim=0)[..., 0, 0]  # (H, P) with N = 1
+    return delta.round().long() - 1
+
+
+@pytest.mark.parametrize("m_rows", [3, 7, 10])
+def test_ts_inf_keeps_members_fixed_for_any_row_count(m_rows):
+    members = _members_per_step(_labelled_ensemble("ts_inf"), m_rows)
+    assert (members == members[0]).all(), members  # one member per row for the whole rollout
+    assert set(members[0].tolist()) <= {0, 2, 4}  # elites only
+    assert set(members[0].tolist()) == {0, 2, 4}  # spread over all of them (M >= 3)
+    counts = torch.bincount(members[0], minlength=5)[[0, 2, 4]]
+    assert int(counts.max() - counts.min()) <= 1  # blocks of floor/ceil(M / 3) rows
+
+
+def test_ts1_gives_rows_new_members():
+    members = _members_per_step(_labelled_ensemble("ts1"), 7, horizon=10)
+    assert set(members.flatten().tolist()) <= {0, 2, 4}
+    assert bool((members != members[0]).any())  # the test above can tell TS1 from TS-inf
+
+
+def test_uneven_member_blocks_match_each_members_own_prediction():
+    torch.manual_seed(0)
+    cfg = DeltaModelConfig(ensemble_size=5, hidden_size=8, num_layers=2, num_elites=3)
+    model = GaussianEnsemble(2, 1, cfg)
+    model.on_fit_end(torch.tensor([0.0, 9.0, 1.0, 9.0, 2.0]))
+    obs, act = torch.randn(7, 2), torch.randn(7, 1)
+    with torch.no_grad():
+        inp = model.input_norm.normalize(model._features(obs, act))
+        mean, logvar = model._member_blocks(inp, model.elites)
+        every, every_lv = model._members_forward(inp.expand(3, -1, -1), model.elites)
+    own = torch.arange(7) * 3 // 7
+    assert torch.allclose(mean, every[own, torch.arange(7)], atol=1e-6)
+    assert torch.allclose(logvar, every_lv[own, torch.arange(7)], atol=1e-6)
+
+
+def test_propagating_returns_a_view_and_never_changes_the_model():
+    model = GaussianEnsemble(2, 1, DeltaModelConfig(ensemble_size=3, hidden_size=8, num_layers=2))
+    assert model.propagating(None) is model and model.propagating("ts_inf") is model
+    mean = model.propagating("expectation")
+    assert isinstance(mean, PropagationView) and mean.propagation == "expectation"
+    assert model.propagation == "ts_inf"  # untouched
+    assert DETERMINISTIC in mean.capabilities and PARTICLES not in mean.capabilities
+    assert ENSEMBLE in mean.capabilities and mean.num_active == 3  # delegated
+    assert set(mean.parameters()) == set(model.parameters())  # shared, not copied
+    obs, act = torch.randn(4, 2), torch.randn(4, 1)
+    with torch.no_grad():
+        expected = model.predict(obs, act)[0]
+        assert torch.allclose(mean.step(mean.initial_state(obs), act), expected, atol=1e-6)
+        # The view and a model built with propagation="expectation" step identically.
+        assert torch.equal(mean.step(obs, act), model.step_with(obs, act, None, "expectation"))
+    ts1 = model.propagating("ts1")
+    assert ts1.propagating(None) is ts1 and ts1.propagating("ts_inf") is model
+    with pytest.raises(ValueError, match=r"supports propagation modes \('ts_inf', 'ts1'"):
+        model.propagating("sample")
+
+
+@pytest.mark.parametrize("model", [MLPDynamics(2, 1), KnownPendulum()], ids=["mlp", "known"])
+def test_single_behaviour_models_are_their_own_expectation(model):
+    assert model.propagating("expectation") is model and model.propagating(None) is model
+    with pytest.raises(ValueError, match=r"supports propagation modes \('expectation',\)"):
+        model.propagating("ts_inf")
 
 
 def test_expectation_is_deterministic_and_differentiable():

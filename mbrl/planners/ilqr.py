@@ -15,12 +15,17 @@ The planner minimises the model's discounted cost (minus the reward) over ``H`` 
 * **Stopping**: relative cost change (or expected decrease) below ``tol``, or ``max_iterations``.
 
 Everything is batched over ``B`` problems (start states and/or initial action sequences).
-:class:`ILQR` is the MPC planner (warm start from the shifted previous solution, random restarts,
-fallback to the last good plan when a plan hits non-finite values); it returns the feedback
-gains too (:meth:`ILQR.plan_with_gains`) so an agent can apply ``u = u_bar + K (x - x_bar)``.
+:class:`ILQR` is the MPC planner (warm start from the previous solution shifted by the steps
+reported through :meth:`ILQR.advance`, random restarts, fallback to the last good plan when a
+plan hits non-finite values); it returns the feedback gains too (:meth:`ILQR.plan_with_gains`)
+so an agent can apply ``u = u_bar + K (x - x_bar)``.
 
-Ensembles are planned through their mean: a :class:`~mbrl.models.delta_model.DeltaModel` is
-switched to ``propagation="expectation"`` for the duration of each solve (and restored after).
+Every model is planned through its mean, ``model.propagating("expectation")``: ensembles
+through the member mean, GPs through the posterior mean (whatever their configured
+propagation, belief propagation included), never through samples, so the same inputs give the
+same plan. Rollouts (nominal trajectory and line search) are the rollout core
+(:func:`mbrl.rollout.core.simulate` with the feedback policy as its policy), so rewards,
+termination and divergence follow its rule; a rollout that diverges costs ``+inf``.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from mbrl.models.base import DIFFERENTIABLE, DynamicsModel, mean_dynamics
+from mbrl.models.base import DIFFERENTIABLE, EXPECTATION, DynamicsModel
 from mbrl.planners.base import Planner, as_obs_tensor
 from mbrl.planners.ilqr_boxqp import box_qp
 from mbrl.planners.ilqr_derivatives import (
@@ -40,7 +45,9 @@ from mbrl.planners.ilqr_derivatives import (
     cost_derivatives,
     dynamics_jacobians,
 )
+from mbrl.planners.optimizer import shift_sequences
 from mbrl.planners.registry import PlannerContext, register_planner
+from mbrl.rollout.core import simulate
 from mbrl.task_fns import RewardFn, TerminationFn
 from mbrl.util.configs import config_from_options
 from mbrl.validation import check_positive_int
@@ -84,8 +91,8 @@ class ILQRConfig:
             knots in the action box (default 4).
         boxqp_iterations: projected-Newton iterations of the feedforward QP (default 50).
         on_nonfinite: what :meth:`ILQR.plan` does when a plan hits a non-finite cost or Jacobian:
-            ``"warn"`` (default) warns and returns the last good plan shifted by one step;
-            ``"raise"`` raises :class:`ILQRNonFiniteError` (the last good plan is kept as warm
+            ``"warn"`` (default) warns and returns the warm start (the last good plan, shifted
+            by :meth:`ILQR.advance`); ``"raise"`` raises :class:`ILQRNonFiniteError` (the last good plan is kept as warm
             start either way).
     """
 
@@ -183,12 +190,14 @@ class ILQR(Planner):
 
     ``plan(obs (O,)) -> (H, A)`` minimises ``-sum_t gamma^t r(x_t, u_t, x_{t+1})`` (rewards
     after a predicted termination do not count, as in :func:`mbrl.rollout.rollout`) through the
-    model's deterministic mean dynamics, warm-started from the shifted previous plan and
-    restarted from ``config.restarts`` random sequences. :meth:`plan_with_gains` also returns the
+    model's deterministic mean dynamics (``model.propagating("expectation")``), warm-started
+    from the previous plan shifted by :meth:`advance` and, without a warm start, restarted from
+    ``config.restarts`` random sequences. :meth:`plan_with_gains` also returns the
     feedback gains; :meth:`solve` is the batched solver over ``B`` start states.
 
     Args:
-        model: a model with the ``differentiable`` capability whose state is a tensor.
+        model: a model whose mean (``model.propagating("expectation")``) declares the
+            ``differentiable`` capability and has tensor states.
         reward_fn: ``(obs (M, O), action (M, A), next_obs (M, O)) -> (M,)``, differentiable.
         low / high: action bounds ``(A,)`` (finite, ``low < high``).
         horizon: planning horizon ``H``.
@@ -199,8 +208,8 @@ class ILQR(Planner):
             device, seed 0).
 
     Raises:
-        TypeError: the model does not declare the ``differentiable`` capability (the message
-            names it).
+        TypeError: the model's mean does not declare the ``differentiable`` capability (the
+            message names it).
         ValueError: bad bounds, horizon or gamma.
     """
 
@@ -220,13 +229,16 @@ class ILQR(Planner):
         gamma: float = 1.0,
         generator: torch.Generator | None = None,
     ) -> None:
-        caps = getattr(model, "capabilities", frozenset())
+        if not isinstance(model, DynamicsModel):
+            raise TypeError(f"model must be a DynamicsModel, got {type(model).__name__}")
+        mean = model.propagating(EXPECTATION)
+        caps = mean.capabilities
         if DIFFERENTIABLE not in caps:
             raise TypeError(
-                f"ILQR differentiates through the dynamics model, but {type(model).__name__} "
-                f"does not declare the {DIFFERENTIABLE!r} capability (it has {sorted(caps)}); "
-                "use a differentiable model (ensemble, mlp, known) or a sampling planner "
-                "(cem, mppi)"
+                f"ILQR differentiates through the dynamics model's mean, but "
+                f"{type(model).__name__} does not declare the {DIFFERENTIABLE!r} capability "
+                f"(it has {sorted(caps)}); use a differentiable model (ensemble, mlp, gp, "
+                "known pendulum) or a sampling planner (cem, mppi)"
             )
         if not callable(reward_fn):
             raise TypeError(f"reward_fn must be callable, got {type(reward_fn).__name__}")
@@ -246,6 +258,7 @@ class ILQR(Planner):
         if not 0 < gamma <= 1:
             raise ValueError(f"gamma must lie in (0, 1], got {gamma}")
         self.model = model
+        self.dynamics = mean  # what every rollout and derivative steps: the model's mean
         self.reward_fn = reward_fn
         self.termination_fn = termination_fn
         self.horizon = horizon
@@ -262,6 +275,13 @@ class ILQR(Planner):
         """Forget the warm start (call at the start of each episode)."""
         self._previous = None
 
+    def advance(self, steps: int) -> None:
+        """``steps`` actions of the last plan were executed: the warm start becomes that plan
+        from step ``steps`` on, padded by repeating its last action."""
+        if self._previous is None or steps <= 0:
+            return
+        self._previous = shift_sequences(self._previous, steps, self._previous[-1])
+
     def plan(self, obs: Tensor) -> Tensor:
         """Plan from ``obs (O,)``: ``(H, A)`` actions inside the bounds.
 
@@ -275,23 +295,24 @@ class ILQR(Planner):
         """Plan from ``obs (O,)`` and return the unbatched :class:`ILQRSolution`.
 
         ``x_bar (H + 1, S)``, ``u_bar (H, A)``, ``K (H, A, S)``, scalar ``cost``,
-        ``iterations``, ``converged``. The plan becomes the next call's warm start.
+        ``iterations``, ``converged``. The plan becomes the next call's warm start (shifted by
+        :meth:`advance` when the agent executed some of it).
 
-        When the solve hits a non-finite cost or Jacobian, the previous good plan shifted by one
-        step (or the middle of the box if there is none) is returned with zero gains,
+        When the solve hits a non-finite cost or Jacobian, the warm start (the previous good
+        plan as shifted, or the middle of the box if there is none) is returned with zero gains,
         ``iterations == 0`` and ``converged == False``, after a warning (or
         :class:`ILQRNonFiniteError` with ``on_nonfinite="raise"``).
         """
         obs = as_obs_tensor(obs, self.model.obs_dim, self.low.device)
         warm = self._previous is not None
-        u_init = self._shifted_previous() if warm else self._mid_sequence(1)[0]
+        u_init = self._previous if warm else self._mid_sequence(1)[0]
         iterations = self.config.max_iterations if warm else self.config.cold_iterations
         try:
-            sol = self.solve(
+            sol = self._solve(
                 obs.unsqueeze(0),
                 u_init.unsqueeze(0),
-                max_iterations=iterations,
-                restarts=0 if warm else self.config.restarts,
+                iterations,
+                0 if warm else self.config.restarts,
             )[0]
         except ILQRNonFiniteError as err:
             fallback = u_init
@@ -299,7 +320,7 @@ class ILQR(Planner):
             if self.config.on_nonfinite == "raise":
                 raise
             warnings.warn(
-                f"{err}; keeping the last good plan (shifted by one step)",
+                f"{err}; keeping the last good plan (the warm start)",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -346,7 +367,6 @@ class ILQR(Planner):
         """
         self.model.check_obs(obs)
         b, h, a = obs.shape[0], self.horizon, self.model.action_dim
-        obs = obs.to(self.low.device, torch.float32)
         if u_init is None:
             u_init = self._mid_sequence(b)
         u_init = torch.as_tensor(u_init, dtype=torch.float32, device=self.low.device)
@@ -357,27 +377,29 @@ class ILQR(Planner):
         check_positive_int(restarts, "restarts", minimum=0)
         iters = self.config.cold_iterations if max_iterations is None else max_iterations
         check_positive_int(iters, "max_iterations")
+        return self._solve(obs, u_init, iters, restarts)
+
+    # ------------------------------------------------------------------ internals
+    def _solve(self, obs: Tensor, u_init: Tensor, iters: int, restarts: int) -> ILQRSolution:
+        """:meth:`solve` on validated ``obs (B, O)`` and ``u_init (B, H, A)``."""
+        b = obs.shape[0]
+        obs = obs.to(self.low.device, torch.float32)
         if restarts:
             u_init = torch.cat([u_init, self._random_sequences(restarts * b)])
             obs = obs.repeat(restarts + 1, 1)
-        with mean_dynamics(self.model), torch.no_grad():
+        with torch.no_grad():
             sol = self._optimise(obs, self._clamp(u_init), iters)
         if restarts:
             best = sol.cost.view(restarts + 1, b).argmin(0) * b + torch.arange(b, device=obs.device)
             sol = sol[best]
         return sol
 
-    # ------------------------------------------------------------------ internals
     def _clamp(self, u: Tensor) -> Tensor:
         return torch.maximum(torch.minimum(u, self.high), self.low)
 
     def _mid_sequence(self, b: int) -> Tensor:
         mid = (self.low + self.high) / 2
         return mid.expand(b, self.horizon, -1).clone()
-
-    def _shifted_previous(self) -> Tensor:
-        prev = self._previous
-        return torch.cat([prev[1:], prev[-1:]])
 
     def _random_sequences(self, n: int) -> Tensor:
         """``n`` piecewise-linear sequences ``(n, H, A)`` through random knots in the box."""
@@ -392,48 +414,48 @@ class ILQR(Planner):
         return knots[:, i0] * (1 - w) + knots[:, i0 + 1] * w
 
     def _initial_state(self, obs: Tensor) -> Tensor:
-        state = self.model.initial_state(obs, 1)
+        state = self.dynamics.initial_state(obs, 1)
         if not isinstance(state, Tensor) or state.ndim != 2:
             raise TypeError(
-                f"ILQR needs a model whose state is a tensor (M, S); "
-                f"{type(self.model).__name__}.initial_state returned {type(state).__name__}"
+                f"ILQR needs a model whose mean has tensor states (M, S); "
+                f"{type(self.model).__name__}.propagating('expectation').initial_state returned "
+                f"{type(state).__name__}"
             )
         return state
 
     def _stage_cost(self, x: Tensor, u: Tensor, x_next: Tensor) -> Tensor:
         """Per-row cost ``-r (M,)`` of states ``x, x_next (M, S)`` and actions ``u (M, A)``."""
-        model = self.model
+        model = self.dynamics
         return -self.reward_fn(model.observe(x), u, model.observe(x_next))
 
     def _rollout(self, x0: Tensor, policy) -> _Trajectory:
-        """Roll ``policy(t, x (M, S)) -> u (M, A)`` from ``x0 (M, S)``; cost per row."""
-        x = x0
-        xs, us, weights = [x], [], []
-        total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-        alive = torch.ones_like(total)
-        discount = 1.0
-        for t in range(self.horizon):
-            u = self._clamp(policy(t, x))
-            nxt = self.model.step(x, u)
-            weight = discount * alive
-            total = total + weight * self._stage_cost(x, u, nxt).to(total.dtype)
-            if self.termination_fn is not None:
-                done = self.termination_fn(self.model.observe(x), u, self.model.observe(nxt))
-                alive = alive * (~done).to(alive.dtype)
-            xs.append(nxt)
-            us.append(u)
-            weights.append(weight)
-            x = nxt
-            discount *= self.gamma
-        total = torch.where(torch.isnan(total), torch.full_like(total, torch.inf), total)
-        return _Trajectory(torch.stack(xs, 1), torch.stack(us, 1), total, torch.stack(weights, 1))
+        """Roll ``policy(t, x (M, S)) -> u (M, A)`` (clamped into the bounds) from ``x0 (M, S)``
+        through the rollout core; the cost per row is minus its return (``+inf`` diverged)."""
+        res = simulate(
+            self.dynamics,
+            self.dynamics.observe(x0),
+            self.reward_fn,
+            self.termination_fn,
+            policy=lambda t, x, _obs: self._clamp(policy(t, x)),
+            horizon=self.horizon,
+            gamma=self.gamma,
+            start_state=x0,
+            record=True,
+        )
+        assert res.states is not None and res.actions is not None and res.weights is not None
+        return _Trajectory(
+            torch.stack(res.states, 1),
+            res.actions[:, 0].transpose(0, 1),
+            -res.returns,
+            res.weights[:, 0].transpose(0, 1),
+        )
 
     def _derivatives(self, traj: _Trajectory, active: Tensor) -> Derivatives:
         b, h = traj.u.shape[:2]
         s = traj.x.shape[-1]
         x = traj.x[:, :-1].reshape(b * h, s)
         u = traj.u.reshape(b * h, -1)
-        nxt, f_x, f_u = dynamics_jacobians(self.model, x, u)
+        nxt, f_x, f_u = dynamics_jacobians(self.dynamics, x, u)
         l_x, l_u, l_xx, l_uu, l_ux = cost_derivatives(self._stage_cost, x, u, nxt, f_x, f_u)
         w = traj.weights.reshape(b * h)
         d = Derivatives(
