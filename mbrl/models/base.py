@@ -8,9 +8,7 @@ row ``p * B + b`` is particle ``p`` of start ``b``. Actions for a step are tiled
 
 from __future__ import annotations
 
-import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import torch
@@ -266,27 +264,3 @@ class PropagationView(DynamicsModel):
     def on_fit_end(self, validation_scores: Tensor) -> None:
         """The model's hook."""
         self.base.on_fit_end(validation_scores)
-
-
-@contextlib.contextmanager
-def propagation_mode(model: DynamicsModel, mode: str | None) -> Iterator[DynamicsModel]:
-    """Within the block, a model with ``propagation`` modes (ensembles) propagates with ``mode``.
-
-    Sets ``model.propagation = mode`` and restores the previous mode afterwards, also on error.
-    ``mode=None``, and models without a ``propagation`` attribute, are used as they are.
-    """
-    previous = getattr(model, "propagation", None)
-    if mode is None or previous is None or previous == mode:
-        yield model
-        return
-    model.propagation = mode
-    try:
-        yield model
-    finally:
-        model.propagation = previous
-
-
-def mean_dynamics(model: DynamicsModel) -> contextlib.AbstractContextManager[DynamicsModel]:
-    """Within the block, an ensemble steps through its member mean (``"expectation"``:
-    deterministic and differentiable); see :func:`propagation_mode`."""
-    return propagation_mode(model, "expectation")

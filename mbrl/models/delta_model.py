@@ -143,12 +143,6 @@ class DeltaModel(DynamicsModel):
         """The default mode of :meth:`step` (``config.propagation``)."""
         return self._propagation
 
-    @propagation.setter
-    def propagation(self, mode: str) -> None:
-        # Only for the legacy ``base.propagation_mode`` context manager, until its last user
-        # moves to :meth:`propagating`.
-        self._propagation = mode
-
     def capabilities_with(self, propagation: str) -> frozenset[str]:
         """``expectation`` is deterministic (no particles); ``ts_inf``/``ts1`` sample members
         (and Gaussian noise when probabilistic)."""
