@@ -45,7 +45,7 @@ RolloutFn = Callable[[Tensor, torch.Generator], Tensor]
 __all__ = ["Evaluator", "PriorFn", "RolloutFn", "ValueFn"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds tensors and callables: compared by identity
 class Evaluator:
     """Steps the model into new nodes and values them (one batch of leaves per call).
 
