@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -55,7 +57,10 @@ def test_plan_reaches_target_within_bounds_and_warm_starts() -> None:
     for t in range(2):
         state = model.step(state, plan[t : t + 1].to(F64), torch.Generator().manual_seed(0))
     assert abs(float(state[0, 0]) - 1.0) < 0.1
-    # warm start: the next first guess is the previous plan shifted by one step
+    # warm start: the next first guess is the plan itself until the agent reports executed
+    # steps, then the plan shifted by them
+    torch.testing.assert_close(planner._initial_guesses()[0], plan.to(F64))
+    planner.advance(1)
     first = planner._initial_guesses()[0]
     torch.testing.assert_close(first[:3], plan[1:].to(F64))
     torch.testing.assert_close(first[3], plan[3].to(F64))
@@ -150,6 +155,103 @@ def test_termination_stops_reward_accumulation() -> None:
     assert abs(float(total) - 2.0) < 0.3  # s1 = 0.5 (alive), s2 = 1.0 terminates: 2 rewards
     stay = planner.evaluate(torch.zeros(1), -push)[0]
     assert abs(float(stay) - 4.0) < 1e-6
+
+
+def _reference_objective(planner: GPMPC, obs: torch.Tensor, actions: torch.Tensor):
+    """GP-MPC's objective written out as a loop over ``propagate`` (the pre-core definition)."""
+    from mbrl.models.gp.moments import GaussianState, cubature_points
+
+    cfg = planner.config
+    k, o = actions.shape[0], obs.shape[0]
+    state = GaussianState.certain(obs.to(F64).expand(k, -1))
+    total = torch.zeros(k, dtype=F64)
+    alive = torch.ones(k, dtype=F64)
+    penalty = torch.zeros(k, dtype=F64)
+    discount = 1.0
+    for t in range(actions.shape[1]):
+        act = actions[:, t]
+        nxt, cross = planner.model.propagate(state, act, cfg.propagation)
+        mean = torch.cat([state.mean, nxt.mean], -1)
+        cov = torch.cat([torch.cat([state.cov, cross], -1), torch.cat([cross.mT, nxt.cov], -1)], -2)
+        pts = cubature_points(mean, cov)
+        flat = pts.reshape(-1, 2 * o)
+        acts = act.expand(pts.shape[0], -1, -1).reshape(-1, act.shape[-1])
+        reward = planner.reward_fn(flat[:, :o], acts, flat[:, o:]).view(-1, k).mean(0)
+        term = planner.termination_fn(flat[:, :o], acts, flat[:, o:]).to(F64).view(-1, k).mean(0)
+        total = total + discount * alive * reward
+        alive = alive * (1 - term)
+        penalty = penalty + cfg.variance_penalty * nxt.cov.diagonal(dim1=-2, dim2=-1).sum(-1)
+        state = nxt
+        discount *= planner.gamma
+    return total - penalty
+
+
+@pytest.mark.parametrize("propagation", ["moment_matching", "linearization", "mean"])
+def test_objective_on_the_rollout_core_equals_the_belief_loop(propagation: str) -> None:
+    reward = lambda o, a, n: -(n[:, 0] - 0.7).square() - 0.1 * a[:, 0].square()  # noqa: E731
+    term = lambda o, a, n: n[:, 0] > 0.9  # noqa: E731
+    planner = GPMPC(
+        _integrator(),
+        reward,
+        term,
+        LOW,
+        HIGH,
+        5,
+        GPMPCConfig(propagation=propagation, variance_penalty=0.3),
+        gamma=0.9,
+    )
+    acts = 2 * torch.rand(4, 5, 1, generator=torch.Generator().manual_seed(1), dtype=F64) - 1
+    obs = torch.tensor([0.1])
+    u = acts.clone().requires_grad_(True)
+    ours = planner.evaluate(obs, u)[0]
+    (grad,) = torch.autograd.grad(ours.sum(), u)
+    v = acts.clone().requires_grad_(True)
+    ref = _reference_objective(planner, obs, v)
+    (ref_grad,) = torch.autograd.grad(ref.sum(), v)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-8, atol=1e-8)
+    assert bool((ours < ours.max()).any())  # the sequences differ: the check can fail
+
+
+def test_advance_shifts_the_warm_start_by_the_executed_steps() -> None:
+    """``replan_every=3``: after ``advance(3)`` the first guess is the old plan from step 3 on."""
+    planner = _planner(_integrator(), lambda o, a, n: -(n[:, 0] - 1.0).square(), horizon=6)
+    plan = planner.plan(torch.zeros(1)).to(F64)
+    planner.advance(3)
+    first = planner._initial_guesses()[0]
+    torch.testing.assert_close(first, torch.cat([plan[3:], plan[-1:].expand(3, -1)]))
+    planner.reset()
+    planner.advance(3)  # nothing to shift after a reset
+    torch.testing.assert_close(planner._initial_guesses()[0], torch.zeros(6, 1, dtype=F64))
+
+
+def test_a_diverging_sequence_is_ranked_last_and_never_planned() -> None:
+    # The reward is NaN once the belief mean passes 0.4: pushing up "diverges".
+    def reward(o, a, n):
+        r = -(n[:, 0] - 1.0).square()
+        return torch.where(n[:, 0] > 0.4, torch.nan, r)
+
+    planner = _planner(_integrator(), reward, horizon=3, reward_expectation="mean")
+    push = torch.tensor([[[1.0], [1.0], [1.0]], [[-1.0], [-1.0], [-1.0]]], dtype=F64)
+    values, _ = planner.evaluate(torch.zeros(1), push)
+    assert values[0] == -torch.inf and torch.isfinite(values[1])  # ranked last, not "ended"
+    plan = planner.plan(torch.zeros(1))
+    assert torch.isfinite(plan).all() and bool(((plan >= -1) & (plan <= 1)).all())
+    assert math.isfinite(planner.last_info["objective"])
+
+
+def test_belief_model_observes_the_flattened_belief_and_needs_gaussian_beliefs() -> None:
+    from mbrl.models.gp.belief import BeliefDynamics, unpack_belief
+
+    model = _integrator()
+    belief = BeliefDynamics(model, "linearization")
+    assert belief.obs_dim == 3 and model.propagation == "sample"
+    state = belief.step(belief.initial_state(torch.zeros(2, 1), 1), torch.ones(2, 1, dtype=F64))
+    mean, cov, cross = unpack_belief(belief.observe(state), 1)
+    assert torch.equal(mean, state.belief.mean) and torch.equal(cov, state.belief.cov)
+    assert torch.equal(cross, state.cross) and bool((cov > 0).all())
+    with pytest.raises(TypeError, match="'gaussian_belief' capability"):
+        BeliefDynamics(MLPDynamics(1, 1), "mean")
 
 
 def test_registry_builds_gpmpc_and_validates_options() -> None:

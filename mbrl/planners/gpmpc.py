@@ -27,9 +27,18 @@ Objective of one sequence::
   (``z`` the normal quantile; the two sides share the violation budget) through a quadratic
   penalty (L-BFGS-B handles only the action bounds).
 
-Several sequences are optimised jointly (``restarts``: the previous plan shifted by one step
--- the warm start -- plus uniformly random sequences drawn from the planner's generator);
-the best one is returned and becomes the next warm start. Random restarts matter for the
+The objective's expected return is the rollout core's: :func:`mbrl.rollout.core.simulate`
+over :class:`~mbrl.models.gp.belief.BeliefDynamics` (the GP's belief propagation as a model
+whose observation is the flattened belief) with :class:`~mbrl.models.gp.belief.ExpectedReward`
+and :class:`~mbrl.models.gp.belief.ExpectedTermination` (``soft_termination``). So the
+divergence rule is the core's: a sequence whose belief or expected reward turns non-finite
+ends there, earns nothing more, and is ranked last (``-inf``; L-BFGS-B sees ``-1e12`` with a
+zero gradient, as it needs finite values). The penalties are computed from the recorded
+beliefs.
+
+Several sequences are optimised jointly (``restarts``: the previous plan shifted by the steps
+reported through :meth:`GPMPC.advance` -- the warm start -- plus uniformly random sequences
+drawn from the planner's generator); the best one is returned and becomes the next warm start. Random restarts matter for the
 Pendulum swing-up (a zero sequence at the bottom is a saddle of the objective).
 
 Cost: one objective evaluation is ``H`` propagation steps of all restarts at once, forward and
@@ -45,24 +54,31 @@ import math
 import time
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
 
 import numpy as np
 import scipy.optimize
 import torch
 from torch import Tensor
 
-from mbrl.models.base import DynamicsModel
-from mbrl.models.gp.moments import GaussianState, cubature_points
+from mbrl.models.base import GAUSSIAN_BELIEF, DynamicsModel
+from mbrl.models.gp.belief import (
+    EXPECTATIONS,
+    BeliefDynamics,
+    ExpectedReward,
+    ExpectedTermination,
+)
+from mbrl.models.gp.moments import GaussianState
 from mbrl.planners.base import Planner, as_obs_tensor
+from mbrl.planners.optimizer import shift_sequences
 from mbrl.planners.registry import PlannerContext, register_planner
+from mbrl.rollout.core import simulate
 from mbrl.task_fns import RewardFn, TerminationFn
 from mbrl.util.configs import config_from_options
 from mbrl.validation import check_positive_int
 
 METHODS = ("moment_matching", "linearization", "mean")
-EXPECTATIONS = ("cubature", "mean")
 _DTYPE = torch.float64
+_FLOOR = -1e12  # what L-BFGS-B sees for a sequence ranked -inf (it needs finite values)
 
 
 @dataclass(frozen=True)
@@ -86,7 +102,8 @@ class GPMPCConfig:
         chance_low / chance_high: its bounds (``None``: unbounded on that side).
         chance_prob: required probability of staying inside (default 0.95).
         chance_weight: weight of the squared-violation penalty (default 1000).
-        warm_start: start from the previous plan shifted by one step (default True).
+        warm_start: start from the previous plan, shifted by :meth:`GPMPC.advance` (default
+            True).
     """
 
     propagation: str = "linearization"
@@ -134,23 +151,14 @@ class GPMPCConfig:
                 raise ValueError(f"chance_prob must be in [0.5, 1), got {self.chance_prob}")
 
 
-def _call_task_fn(fn: Any, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
-    """Call a task function in its own dtype (learned models) and return float64 ``(M,)``."""
-    if isinstance(fn, torch.nn.Module):
-        params = list(fn.parameters())
-        if params and params[0].dtype != obs.dtype:
-            dt = params[0].dtype
-            return fn(obs.to(dt), action.to(dt), next_obs.to(dt)).to(_DTYPE)
-    return fn(obs, action, next_obs).to(_DTYPE)
-
-
 class GPMPC(Planner):
     """MPC by gradient-based optimisation of ``(H, A)`` actions through a GP's belief propagation.
 
     ``plan(obs (O,)) -> (H, A)`` within ``[low, high]``. See the module docstring.
 
     Args:
-        model: a model with ``propagate(GaussianState, action, method)`` (:class:`GPDynamics`).
+        model: a model declaring the ``gaussian_belief`` capability (``propagate``;
+            :class:`GPDynamics`).
         reward_fn / termination_fn: task functions ``(obs (M, O), action (M, A), next_obs (M, O))
             -> (M,)``.
         low / high: action bounds ``(A,)``.
@@ -164,7 +172,7 @@ class GPMPC(Planner):
             chance-constraint violation of the returned plan).
 
     Raises:
-        TypeError: a model without ``propagate``.
+        TypeError: a model without the ``gaussian_belief`` capability.
     """
 
     def __init__(
@@ -180,10 +188,11 @@ class GPMPC(Planner):
         gamma: float = 1.0,
         generator: torch.Generator | None = None,
     ) -> None:
-        if not callable(getattr(model, "propagate", None)):
+        caps = model.capabilities if isinstance(model, DynamicsModel) else frozenset()
+        if GAUSSIAN_BELIEF not in caps:
             raise TypeError(
-                f"GPMPC needs a model with Gaussian belief propagation (propagate(), e.g. "
-                f"--model gp); {type(model).__name__} has none"
+                f"GPMPC needs a model with Gaussian belief propagation (the {GAUSSIAN_BELIEF!r} "
+                f"capability, e.g. --model gp); {type(model).__name__} has {sorted(caps)}"
             )
         check_positive_int(horizon, "horizon")
         self.config = config if config is not None else GPMPCConfig()
@@ -200,13 +209,20 @@ class GPMPC(Planner):
         self.model = model
         self.reward_fn = reward_fn
         self.termination_fn = termination_fn
+        cfg = self.config
+        self.belief = BeliefDynamics(model, cfg.propagation)
+        self._reward = ExpectedReward(reward_fn, model.obs_dim, cfg.reward_expectation)
+        self._termination = (
+            None
+            if termination_fn is None
+            else ExpectedTermination(termination_fn, model.obs_dim, cfg.reward_expectation)
+        )
         self.low, self.high = low, high
         self.horizon = self.config.horizon or horizon
         self.gamma = float(gamma)
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
         self._previous: Tensor | None = None
         self.last_info: dict[str, float] = {}
-        cfg = self.config
         two_sided = cfg.chance_low is not None and cfg.chance_high is not None
         tail = (1.0 - cfg.chance_prob) / (2.0 if two_sided else 1.0)
         self._z = NormalDist().inv_cdf(1.0 - tail)
@@ -215,34 +231,14 @@ class GPMPC(Planner):
         """Forget the warm start (new episode)."""
         self._previous = None
 
-    # ------------------------------------------------------------------ objective
-    def _expectation(
-        self, state: GaussianState, action: Tensor, nxt: GaussianState, cross: Tensor
-    ) -> tuple[Tensor, Tensor | None]:
-        """Expected reward ``(K,)`` and termination probability ``(K,)`` (or None) of one step."""
-        k, o = state.mean.shape
-        if self.config.reward_expectation == "mean":
-            reward = _call_task_fn(self.reward_fn, state.mean, action, nxt.mean)
-            term = None
-            if self.termination_fn is not None:
-                term = self.termination_fn(state.mean, action, nxt.mean).to(_DTYPE)
-            return reward, term
-        mean = torch.cat([state.mean, nxt.mean], dim=-1)
-        cov = torch.cat(
-            [torch.cat([state.cov, cross], -1), torch.cat([cross.transpose(-1, -2), nxt.cov], -1)],
-            -2,
-        )
-        pts = cubature_points(mean, cov)  # (4 O, K, 2 O)
-        n_pts = pts.shape[0]
-        flat = pts.reshape(n_pts * k, 2 * o)
-        acts = action.unsqueeze(0).expand(n_pts, -1, -1).reshape(n_pts * k, -1)
-        obs_p, next_p = flat[:, :o], flat[:, o:]
-        reward = _call_task_fn(self.reward_fn, obs_p, acts, next_p).view(n_pts, k).mean(0)
-        term = None
-        if self.termination_fn is not None:
-            term = self.termination_fn(obs_p, acts, next_p).to(_DTYPE).view(n_pts, k).mean(0)
-        return reward, term
+    def advance(self, steps: int) -> None:
+        """``steps`` actions of the last plan were executed: the warm start becomes that plan
+        from step ``steps`` on, padded by repeating its last action."""
+        if self._previous is None or steps <= 0:
+            return
+        self._previous = shift_sequences(self._previous, steps, self._previous[-1])
 
+    # ------------------------------------------------------------------ objective
     def _chance_violation(self, state: GaussianState) -> Tensor:
         """Violation ``(K,)`` (>= 0) of the tightened chance-constraint bounds at ``state``."""
         cfg = self.config
@@ -260,38 +256,38 @@ class GPMPC(Planner):
         """Objective and max chance violation of ``actions (K, H, A)`` from ``obs (O,)``.
 
         Returns:
-            ``(objective (K,), max_violation (K,))`` (float64, differentiable w.r.t. ``actions``).
+            ``(objective (K,), max_violation (K,))`` (float64, differentiable w.r.t. ``actions``);
+            ``objective`` is ``-inf`` for a sequence whose belief diverged (ranked last).
         """
         cfg = self.config
         k = actions.shape[0]
-        start = obs.to(_DTYPE).unsqueeze(0).expand(k, -1)
-        state = GaussianState.certain(start)
-        total = torch.zeros(k, dtype=_DTYPE, device=start.device)
-        alive = torch.ones_like(total)
-        var_sum = torch.zeros_like(total)
-        chance = torch.zeros_like(total)
-        max_viol = torch.zeros_like(total)
-        discount = 1.0
-        for t in range(actions.shape[1]):
-            act = actions[:, t]
-            nxt, cross = self.model.propagate(state, act, cfg.propagation)
-            reward, term = self._expectation(state, act, nxt, cross)
-            total = total + discount * alive * reward
-            if term is not None:
-                alive = alive * (1.0 - term)
-            if cfg.variance_penalty > 0:
-                var_sum = var_sum + nxt.cov.diagonal(dim1=-2, dim2=-1).sum(-1)
-            if cfg.chance_dim is not None:
-                viol = self._chance_violation(nxt)
-                chance = chance + viol.square()
-                max_viol = torch.maximum(max_viol, viol.detach())
-            state = nxt
-            discount *= self.gamma
-        objective = total - cfg.variance_penalty * var_sum - cfg.chance_weight * chance
-        objective = torch.where(
-            torch.isfinite(objective), objective, torch.full_like(objective, -1e12)
+        start = self.belief.initial_state(obs.to(_DTYPE).unsqueeze(0).expand(k, -1))
+        out = simulate(
+            self.belief,
+            self.belief.observe(start),
+            self._reward,
+            self._termination,
+            actions=actions,
+            gamma=self.gamma,
+            soft_termination=True,
+            start_state=start,
+            record=True,
         )
-        return objective, max_viol
+        assert out.states is not None
+        beliefs: list[GaussianState] = [st.belief for st in out.states[1:]]
+        objective = out.returns
+        zeros = torch.zeros_like(objective)
+        if cfg.variance_penalty > 0:
+            var_sum = sum((b.cov.diagonal(dim1=-2, dim2=-1).sum(-1) for b in beliefs), zeros)
+            objective = objective - cfg.variance_penalty * var_sum
+        max_viol = zeros
+        if cfg.chance_dim is not None:
+            viols = [self._chance_violation(b) for b in beliefs]
+            chance = sum((v.square() for v in viols), zeros)
+            objective = objective - cfg.chance_weight * chance
+            max_viol = torch.stack([v.detach() for v in viols]).amax(0)
+        bad = out.diverged[0] | ~torch.isfinite(objective)
+        return torch.where(bad, torch.full_like(objective, -torch.inf), objective), max_viol
 
     # ------------------------------------------------------------------ planning
     def _initial_guesses(self) -> Tensor:
@@ -300,7 +296,7 @@ class GPMPC(Planner):
         low, high = self.low.to(_DTYPE), self.high.to(_DTYPE)
         mid = (low + high) / 2
         if self._previous is not None and self.config.warm_start:
-            first = torch.cat([self._previous[1:], self._previous[-1:]], dim=0)
+            first = self._previous
         else:
             first = mid.expand(h, a).clone()
         n_rand = self.config.restarts - 1
@@ -327,7 +323,8 @@ class GPMPC(Planner):
                 u = torch.tensor(flat, dtype=_DTYPE, device=device).view(shape)
                 u.requires_grad_(True)
                 objective, _ = self.evaluate(obs, u)
-                loss = -objective.sum()
+                finite = torch.isfinite(objective)
+                loss = -torch.where(finite, objective, torch.full_like(objective, _FLOOR)).sum()
                 (grad,) = torch.autograd.grad(loss, u)
             grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
             return float(loss.detach()), grad.reshape(-1).cpu().numpy()

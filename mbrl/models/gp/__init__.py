@@ -5,10 +5,23 @@
 - :mod:`~mbrl.models.gp.core`: kernels and the exact / sparse posteriors;
 - :mod:`~mbrl.models.gp.exact`: exact marginal-likelihood hyperparameter fitting;
 - :mod:`~mbrl.models.gp.sparse`: sparse variational fitting for large buffers;
-- :mod:`~mbrl.models.gp.moments`: Gaussian beliefs (:class:`GaussianState`) and moment matching.
+- :mod:`~mbrl.models.gp.moments`: Gaussian beliefs (:class:`GaussianState`) and moment matching;
+- :mod:`~mbrl.models.gp.belief`: belief propagation as a model (:class:`BeliefDynamics`) with
+  expected rewards, so GP-MPC runs on the rollout core.
 """
 
+from mbrl.models.gp.belief import BeliefDynamics, ExpectedReward, ExpectedTermination
 from mbrl.models.gp.model import GPConfig, GPDynamics, GPFitError, GPFitInfo, GPFitWarning
 from mbrl.models.gp.moments import GaussianState
 
-__all__ = ["GPConfig", "GPDynamics", "GPFitError", "GPFitInfo", "GPFitWarning", "GaussianState"]
+__all__ = [
+    "BeliefDynamics",
+    "ExpectedReward",
+    "ExpectedTermination",
+    "GPConfig",
+    "GPDynamics",
+    "GPFitError",
+    "GPFitInfo",
+    "GPFitWarning",
+    "GaussianState",
+]
