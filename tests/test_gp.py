@@ -237,6 +237,37 @@ def test_rollout_engine_with_gaussian_beliefs() -> None:
         assert bool((torch.linalg.eigvalsh(nxt.cov) > 0).all())
 
 
+@pytest.mark.parametrize("configured", ["sample", "moment_matching", "linearization"])
+def test_expectation_view_steps_the_posterior_mean_whatever_the_configuration(configured) -> None:
+    from mbrl.models.base import DETERMINISTIC, DIFFERENTIABLE, GAUSSIAN_BELIEF, PARTICLES
+
+    gen = torch.Generator().manual_seed(7)
+    data = _smooth_system(40, gen)
+    model = GPDynamics(2, 1, GPConfig(propagation=configured))
+    model.fit_data(*data)
+    mean = model.propagating("expectation")
+    assert mean is not model and model.propagation == configured  # a view; model untouched
+    assert {DIFFERENTIABLE, DETERMINISTIC, GAUSSIAN_BELIEF} <= mean.capabilities
+    assert PARTICLES not in mean.capabilities
+    assert (PARTICLES in model.capabilities) == (configured == "sample")
+    obs = torch.rand(5, 2, generator=gen, dtype=F64) - 0.5
+    act = torch.rand(5, 1, generator=gen, dtype=F64)
+    state = mean.initial_state(obs, 1)
+    assert isinstance(state, torch.Tensor)  # tensor states even for a belief-configured GP
+    x = state.clone().requires_grad_(True)
+    nxt = mean.step(x, act, torch.Generator().manual_seed(0))
+    assert torch.equal(nxt, mean.step(x, act, torch.Generator().manual_seed(1)))
+    torch.testing.assert_close(nxt, model.predict(obs, act)[0], rtol=1e-12, atol=1e-12)
+    nxt.sum().backward()
+    assert x.grad is not None and bool(torch.isfinite(x.grad).all())
+    # Sampling is another mode, also available by argument, and it does sample.
+    sample = model.propagating("sample")
+    a = sample.step(obs, act, torch.Generator().manual_seed(0))
+    assert not torch.equal(a, sample.step(obs, act, torch.Generator().manual_seed(1)))
+    with pytest.raises(ValueError, match="supports propagation modes"):
+        model.propagating("ts_inf")
+
+
 def test_too_little_data_and_non_finite_targets_raise_and_keep_model() -> None:
     gen = torch.Generator().manual_seed(8)
     obs, act, nxt = _smooth_system(30, gen)

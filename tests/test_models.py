@@ -159,6 +159,24 @@ def test_single_behaviour_models_are_their_own_expectation(model):
         model.propagating("ts_inf")
 
 
+def test_latent_dynamics_expectation_is_the_prior_mean():
+    from mbrl.models.rssm import RSSM, LatentDynamics, RSSMConfig
+
+    torch.manual_seed(0)
+    cfg = RSSMConfig(deter_size=8, stoch_size=4, hidden_size=8, embed_size=8, cnn_depth=4)
+    latent = LatentDynamics(RSSM((3,), 1, cfg), sample=True)
+    mean = latent.propagating("expectation")
+    assert latent.propagation == "sample" and PARTICLES in latent.capabilities
+    assert DETERMINISTIC in mean.capabilities and latent.sample  # the model is untouched
+    state, act = torch.randn(4, latent.obs_dim), torch.randn(4, 1)
+    with torch.no_grad():
+        a = mean.step(state, act, torch.Generator().manual_seed(0))
+        b = mean.step(state, act, torch.Generator().manual_seed(1))
+        c = latent.step(state, act, torch.Generator().manual_seed(0))
+        d = latent.step(state, act, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and not torch.equal(c, d)
+
+
 def test_expectation_is_deterministic_and_differentiable():
     model = GaussianEnsemble(
         2,
