@@ -455,7 +455,7 @@ class ILQR(Planner):
         s = traj.x.shape[-1]
         x = traj.x[:, :-1].reshape(b * h, s)
         u = traj.u.reshape(b * h, -1)
-        nxt, f_x, f_u = dynamics_jacobians(self.dynamics, x, u)
+        nxt, f_x, f_u = dynamics_jacobians(self.dynamics, x, u, type(self.model).__name__)
         l_x, l_u, l_xx, l_uu, l_ux = cost_derivatives(self._stage_cost, x, u, nxt, f_x, f_u)
         w = traj.weights.reshape(b * h)
         d = Derivatives(

@@ -56,13 +56,15 @@ def _basis(n: int, rows: int, like: Tensor) -> Tensor:
 
 
 def dynamics_jacobians(
-    model: DynamicsModel, state: Tensor, action: Tensor
+    model: DynamicsModel, state: Tensor, action: Tensor, name: str | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Next state and Jacobians of ``model.step`` at ``M`` points, vectorised.
 
     Args:
         model: a differentiable model whose state is a tensor ``(M, S)``.
         state: ``(M, S)``; action: ``(M, A)``.
+        name: the model's name in error messages (default: its class name; iLQR passes the
+            underlying model's for a :meth:`~mbrl.models.base.DynamicsModel.propagating` view).
 
     Returns:
         ``(next_state (M, S), f_x (M, S, S), f_u (M, S, A))`` with
@@ -73,7 +75,7 @@ def dynamics_jacobians(
             does not depend on its inputs through autograd (detached, numpy), or has the wrong
             shape. The message names the model.
     """
-    name = type(model).__name__
+    name = type(model).__name__ if name is None else name
     x = state.detach().clone().requires_grad_(True)
     u = action.detach().clone().requires_grad_(True)
     try:
