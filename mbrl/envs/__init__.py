@@ -13,6 +13,10 @@ under the same ids (for the default constructor arguments).
 POMDP test envs (:mod:`mbrl.envs.observation_wrappers`): ``mbrl/PendulumNoVel-v0`` (Pendulum-v1
 observing ``(cos, sin)`` only) and ``mbrl/PendulumPixels-v0`` (a ``(32, 32, 3) uint8`` image of
 the rod; ``gymnasium.make(..., size=64)`` for 64 x 64).
+
+``mbrl/PointMassGoal-v0`` (:mod:`mbrl.envs.point_mass`): a 2-D goal-reaching point mass
+(obs ``(6,)``, action ``(2,)``) with no preset and no known task functions, for runs that
+learn reward and termination as a new user's env would.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from mbrl.envs.observation_wrappers import (
     PixelObservation,
     render_pendulum,
 )
+from mbrl.envs.point_mass import POINT_MASS_ENV_ID, PointMassGoalEnv
 from mbrl.envs.randomization import DomainRandomization
 from mbrl.envs.spill import SpillControlEnv, spill_reward
 from mbrl.task_fns.registry import get_task_fns, register_task_fns
@@ -47,12 +52,14 @@ __all__ = [
     "AWAKE_ENV_ID",
     "PENDULUM_NOVEL_ENV_ID",
     "PENDULUM_PIXELS_ENV_ID",
+    "POINT_MASS_ENV_ID",
     "SPILL_ENV_ID",
     "ActionRepeat",
     "AwakeSteeringEnv",
     "DomainRandomization",
     "DropVelocity",
     "PixelObservation",
+    "PointMassGoalEnv",
     "SpillControlEnv",
     "awake_planning_reward",
     "awake_reward",

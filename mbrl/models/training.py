@@ -1,14 +1,29 @@
 """Fitting learned models on a transition buffer: held-out split, bootstrapped minibatches,
-early stopping, progress bar, loss curves."""
+early stopping, progress bar, loss curves.
+
+Subnormal floats: Adam with an L2 ``weight_decay`` shrinks every parameter whose loss gradient
+is zero (weights of an input feature that is constant in the data, hence 0 once normalised;
+the ``next_obs - obs`` of a goal; units that never activate) by a constant factor per step, so
+such weights pass 1e-38 within one 1500-step fit and then stay there as subnormals (their
+updates underflow). Each refit continues from the last weights, so their number grows as a
+run collects data, and on CPUs that handle subnormal operands in microcode (Intel x86) every
+multiplication with one costs ~100 cycles: planning, which multiplies each weight by every
+rollout row, slows down episode after episode at the same shapes. :func:`fit` therefore sets
+subnormal parameters, floating buffers and optimiser moments to exactly zero
+(:func:`flush_subnormals_`) after every evaluation chunk and on the weights it returns. A
+parameter at exactly zero with zero moments stays at zero: ``0 / (0 + eps)`` is no update.
+"""
 
 from __future__ import annotations
 
 import copy
 import math
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from mbrl.data.buffer import RowBatch, TransitionBuffer
@@ -77,6 +92,35 @@ class FitReport:
     evaluations: int = 0
     steps: int = 0
     seconds: float = 0.0
+
+
+def _floating(tensors: Iterable[Tensor]) -> Iterator[Tensor]:
+    return (t for t in tensors if isinstance(t, Tensor) and t.is_floating_point())
+
+
+@torch.no_grad()
+def flush_subnormals_(tensors: Iterable[Tensor]) -> None:
+    """Set the subnormal entries (``0 < |x| < finfo(dtype).tiny``) of floating ``tensors``
+    (any shapes; others are skipped) to exactly 0, in place, without a host sync."""
+    for t in _floating(tensors):
+        t.masked_fill_(t.abs() < torch.finfo(t.dtype).tiny, 0.0)
+
+
+def count_subnormals(tensors: Iterable[Tensor]) -> Tensor:
+    """Number of subnormal entries over floating ``tensors`` (any shapes): an int64 scalar
+    tensor (no host sync; on the first tensor's device, cpu when there is none)."""
+    counts = [((t != 0) & (t.abs() < torch.finfo(t.dtype).tiny)).sum() for t in _floating(tensors)]
+    return torch.stack(counts).sum() if counts else torch.zeros((), dtype=torch.int64)
+
+
+def _model_tensors(model: torch.nn.Module) -> Iterator[Tensor]:
+    yield from model.parameters()
+    yield from model.buffers()
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> Iterator[Tensor]:
+    for state in opt.state.values():
+        yield from state.values()
 
 
 def _minibatch_indices(
@@ -156,6 +200,9 @@ def fit(
                 loss.backward()
                 opt.step()
                 losses = losses + loss.detach()
+            # Before the snapshot below, so the restored best weights carry none either.
+            flush_subnormals_(_model_tensors(model))
+            flush_subnormals_(_optimizer_tensors(opt))
             report.steps += chunk
             mean_loss = losses.item() / (chunk * members)
             if not math.isfinite(mean_loss):
@@ -185,6 +232,7 @@ def fit(
         model.eval()
     if best_state is not None:
         model.load_state_dict(best_state)
+    flush_subnormals_(_model_tensors(model))
     with torch.no_grad():
         per_member = model.validation_score(val if n_val > 0 else train)
     model.on_fit_end(per_member)
