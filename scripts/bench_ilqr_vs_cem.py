@@ -80,6 +80,7 @@ def run_planner(name: str, horizon: int, seeds: list[int], options: dict) -> Row
             action = planner.plan(torch.as_tensor(obs))[0].numpy()
             times.append(time.perf_counter() - start)
             obs, reward, terminated, truncated, _ = env.step(action)
+            planner.advance(1)  # one action executed: the next warm start begins one step on
             total += float(reward)
             done = terminated or truncated
         env.close()

@@ -4,7 +4,17 @@ Plug-in axis: every model subclasses :class:`DynamicsModel`; see :mod:`mbrl.mode
 the row-layout convention shared with the rollout engine and planners.
 """
 
-from mbrl.models.base import DETERMINISTIC, DIFFERENTIABLE, PARTICLES, DynamicsModel, ModelState
+from mbrl.models.base import (
+    DETERMINISTIC,
+    DIFFERENTIABLE,
+    ENSEMBLE,
+    EXPECTATION,
+    GAUSSIAN_BELIEF,
+    PARTICLES,
+    DynamicsModel,
+    ModelState,
+    PropagationView,
+)
 from mbrl.models.box_termination import BoxFit, BoxTermination
 from mbrl.models.checkpoint import (
     load_checkpoint,
@@ -33,6 +43,10 @@ from mbrl.models.value_model import LearnedValue, fit_value
 
 __all__ = [
     "DETERMINISTIC",
+    "ENSEMBLE",
+    "EXPECTATION",
+    "GAUSSIAN_BELIEF",
+    "PropagationView",
     "BoxFit",
     "BoxTermination",
     "DIFFERENTIABLE",

@@ -167,8 +167,8 @@ class CompiledRollout:
     def _initial_state(self, obs: Tensor, n: int) -> Tensor:
         """The model's start state ``(P * N, S)`` for ``obs (O,)``, computed eagerly.
 
-        Kept out of captured/compiled code: models validate their start observations (a host
-        synchronisation, which a CUDA graph cannot contain).
+        Kept out of captured/compiled code: a model's start state may be built with
+        data-dependent control flow, which a CUDA graph cannot contain.
         """
         state = self.model.initial_state(
             obs.unsqueeze(0).expand(n, -1), self.n_particles, self.generator
@@ -238,7 +238,7 @@ class CompiledRollout:
         tensors = itertools.chain(self.model.parameters(), self.model.buffers())
         return tuple((t.data_ptr(), tuple(t.shape), t.dtype) for t in tensors) + (
             getattr(self.model, "compute_dtype", None),
-            getattr(self.model, "propagation", None),
+            self.model.propagation,
         )
 
     def _graph_call(self, obs: Tensor, candidates: Tensor) -> Tensor:
