@@ -210,3 +210,28 @@ def test_graph_replay_of_a_sampling_ensemble_draws_fresh_noise():
     ).mean(0)
     graph = torch.stack([fast(OBS.cuda(), acts) for _ in range(20)]).mean(0)
     torch.testing.assert_close(graph, eager, atol=0.5, rtol=0.05)
+
+
+def test_compiled_planner_plans_batched_start_states_like_the_eager_planner():
+    from mbrl.models.known.pendulum import KnownPendulum
+    from mbrl.planners import CEMConfig, CEMOptimizer, SamplingPlanner
+    from mbrl.task_fns import get_task_fns
+
+    fns = get_task_fns("Pendulum-v1")
+    model = KnownPendulum()
+    starts = torch.tensor([[1.0, 0.0, 0.5], [0.0, 1.0, -1.0], [-1.0, 0.0, 0.0]])
+
+    def planner() -> SamplingPlanner:
+        opt = CEMOptimizer(
+            CEMConfig(population=40, iterations=2),
+            torch.tensor([-2.0]),
+            torch.tensor([2.0]),
+            torch.Generator().manual_seed(0),
+        )
+        return SamplingPlanner(model, fns.reward, fns.termination, opt, horizon=5)
+
+    eager = planner().plan(starts)
+    fast_planner = planner()
+    compile_planner(fast_planner, mode="eager")
+    assert torch.equal(fast_planner.plan(starts), eager)
+    assert eager.shape == (3, 5, 1)

@@ -152,10 +152,15 @@ class CompiledRollout:
         self._compiled = None
 
     # ------------------------------------------------------------------------- calls
+    @staticmethod
+    def _starts(obs: Tensor, n: int) -> Tensor:
+        """Start observations ``(N, O)``: ``obs (O,)`` shared by all, or already one per row."""
+        return obs.unsqueeze(0).expand(n, -1) if obs.ndim == 1 else obs
+
     def _eager(self, obs: Tensor, candidates: Tensor) -> Tensor:
         return simulate(
             self.model,
-            obs.unsqueeze(0).expand(candidates.shape[0], -1),
+            self._starts(obs, candidates.shape[0]),
             self.reward_fn,
             self.termination_fn,
             actions=candidates,
@@ -165,14 +170,12 @@ class CompiledRollout:
         ).returns
 
     def _initial_state(self, obs: Tensor, n: int) -> Tensor:
-        """The model's start state ``(P * N, S)`` for ``obs (O,)``, computed eagerly.
+        """The model's start state ``(P * N, S)`` for ``obs (O,)`` or ``(N, O)``, computed eagerly.
 
         Kept out of captured/compiled code: a model's start state may be built with
         data-dependent control flow, which a CUDA graph cannot contain.
         """
-        state = self.model.initial_state(
-            obs.unsqueeze(0).expand(n, -1), self.n_particles, self.generator
-        )
+        state = self.model.initial_state(self._starts(obs, n), self.n_particles, self.generator)
         if not isinstance(state, Tensor):
             raise TypeError(
                 f"{type(self.model).__name__} has a non-tensor rollout state "
@@ -202,18 +205,21 @@ class CompiledRollout:
 
     @torch.no_grad()
     def __call__(self, obs: Tensor, candidates: Tensor) -> Tensor:
-        """Mean discounted return ``(N,)`` of ``candidates (N, H, A)`` from ``obs (O,)``.
+        """Mean discounted return ``(N,)`` of ``candidates (N, H, A)`` from ``obs (O,)`` (shared)
+        or ``obs (N, O)`` (one start per candidate).
 
         Raises:
-            ValueError: ``candidates`` not ``(N, H, action_dim)`` or ``obs`` not ``(O,)``.
+            ValueError: ``candidates`` not ``(N, H, action_dim)`` or ``obs`` not ``(O,)`` /
+                ``(N, O)``.
         """
         if candidates.ndim != 3 or candidates.shape[2] != self.model.action_dim:
             raise ValueError(
                 f"candidates must have shape (N, H, {self.model.action_dim}), "
                 f"got {tuple(candidates.shape)}"
             )
-        if obs.shape != (self.model.obs_dim,):
-            raise ValueError(f"obs must have shape ({self.model.obs_dim},), got {tuple(obs.shape)}")
+        o, n = self.model.obs_dim, candidates.shape[0]
+        if obs.shape not in ((o,), (n, o)):
+            raise ValueError(f"obs must have shape ({o},) or ({n}, {o}), got {tuple(obs.shape)}")
         if self.backend == "graph":
             try:
                 return self._graph_call(obs, candidates)
@@ -230,8 +236,18 @@ class CompiledRollout:
         return self._eager(obs, candidates)
 
     def objective(self, obs: Tensor) -> Callable[[Tensor], Tensor]:
-        """``candidates (K, H, A) -> (K,)`` from ``obs (O,)``: what a trajectory optimiser maximises."""
-        return lambda candidates: self(obs, candidates)
+        """What a trajectory optimiser maximises: ``obs (O,)`` gives ``candidates (K, H, A) ->
+        (K,)``; ``obs (B, O)`` gives ``candidates (B, K, H, A) -> (B, K)`` (one call over all
+        ``B * K`` candidates, as :meth:`SamplingPlanner.objective`)."""
+        if obs.ndim == 1:
+            return lambda candidates: self(obs, candidates)
+
+        def batched(candidates: Tensor) -> Tensor:
+            b, k = candidates.shape[:2]
+            starts = obs.repeat_interleave(k, dim=0)
+            return self(starts, candidates.reshape(b * k, *candidates.shape[2:])).view(b, k)
+
+        return batched
 
     # ------------------------------------------------------------------ CUDA graphs
     def _model_signature(self) -> tuple:
