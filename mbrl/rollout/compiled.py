@@ -145,6 +145,20 @@ class CompiledRollout:
         if self.mode != "auto":
             warnings.warn(f"CompiledRollout: using the eager rollout: {reason}", stacklevel=3)
 
+    def with_mode(self, mode: str) -> CompiledRollout:
+        """A new :class:`CompiledRollout` with this one's settings and backend ``mode``."""
+        return CompiledRollout(
+            self.model,
+            self.reward_fn,
+            self.termination_fn,
+            n_particles=self.n_particles,
+            gamma=self.gamma,
+            generator=self.generator,
+            mode=mode,
+            warmup=self.warmup,
+            compile_options=self.compile_options,
+        )
+
     def invalidate(self) -> None:
         """Drop captured graphs / compiled code (the next call re-captures)."""
         self._graphs.clear()
@@ -351,16 +365,7 @@ def pick_fastest_backend(
     """
     out: dict[str, float] = {}
     for mode in modes:
-        candidate = CompiledRollout(
-            rollout_fn.model,
-            rollout_fn.reward_fn,
-            rollout_fn.termination_fn,
-            n_particles=rollout_fn.n_particles,
-            gamma=rollout_fn.gamma,
-            generator=rollout_fn.generator,
-            mode=mode,
-            compile_options=rollout_fn.compile_options,
-        )
+        candidate = rollout_fn.with_mode(mode)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             candidate(obs, candidates)
