@@ -17,6 +17,7 @@ import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -67,6 +68,23 @@ class LoopRecord:
         )
 
 
+@dataclass(frozen=True)
+class EpisodeOutcome:
+    """What :func:`run_loop` measured of one finished episode.
+
+    Attributes:
+        episode: index (seed episodes first); kind: ``seed`` or the loop's ``kind``;
+        stats: return, steps and ending; plan_ms: mean planning time per agent step (0 for
+        seed episodes); fit_seconds: time spent fitting before it (0 for seed episodes).
+    """
+
+    episode: int
+    kind: str
+    stats: EpisodeStats
+    plan_ms: float
+    fit_seconds: float
+
+
 class LoopSpecifics(ABC):
     """What one loop does its own way inside :func:`run_loop`.
 
@@ -102,16 +120,9 @@ class LoopSpecifics(ABC):
         return False
 
     @abstractmethod
-    def record(
-        self,
-        episode: int,
-        kind: str,
-        stats: EpisodeStats,
-        plan_ms: float,
-        fit_seconds: float,
-        fitted: Any,
-    ) -> LoopRecord:
-        """The record of a finished episode (``fitted`` is None for seed episodes)."""
+    def record(self, outcome: EpisodeOutcome, fitted: Any) -> LoopRecord:
+        """The record of a finished episode (``fitted``: what :meth:`fit` / :meth:`evaluate`
+        returned before it, None for seed episodes)."""
 
     @abstractmethod
     def collected(self) -> tuple[Savable, str] | None:
@@ -169,7 +180,7 @@ def run_loop(setup: RunSetup, loop: LoopSpecifics) -> list[LoopRecord]:
                 loop.end_episode()
                 plan_ms = 0.0 if is_seed else 1e3 * float(np.mean(agent.plan_seconds or [0.0]))
                 kind = "seed" if is_seed else loop.kind
-                rec = loop.record(ep, kind, stats, plan_ms, fit_s, fitted)
+                rec = loop.record(EpisodeOutcome(ep, kind, stats, plan_ms, fit_s), fitted)
                 records.append(rec)
                 if cfg.progress:
                     tqdm.write(rec.log_line(), file=sys.stdout)

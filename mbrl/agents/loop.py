@@ -16,8 +16,7 @@ from typing import Any
 import torch
 
 from mbrl.agents.config import RunConfig
-from mbrl.agents.episode import EpisodeStats
-from mbrl.agents.episode_loop import LoopRecord, LoopSpecifics, run_loop
+from mbrl.agents.episode_loop import EpisodeOutcome, LoopRecord, LoopSpecifics, run_loop
 from mbrl.agents.planet_loop import PlanetResult, planet_episodes
 from mbrl.agents.setup import RunSetup, build_run
 from mbrl.agents.writer import Terminated, config_json
@@ -118,24 +117,17 @@ class _StateLoop(LoopSpecifics):
     def wants_more_seed_data(self) -> bool:
         return len(self.buffer) < self.setup.config.min_seed_transitions
 
-    def record(
-        self,
-        episode: int,
-        kind: str,
-        stats: EpisodeStats,
-        plan_ms: float,
-        fit_seconds: float,
-        fitted: FitReport | None,
-    ) -> EpisodeRecord:
+    def record(self, outcome: EpisodeOutcome, fitted: FitReport | None) -> EpisodeRecord:
+        stats = outcome.stats
         return EpisodeRecord(
-            episode,
-            kind,
+            outcome.episode,
+            outcome.kind,
             stats.episode_return,
             stats.steps,
-            plan_ms,
+            outcome.plan_ms,
             float((fitted or FitReport()).best_val_score),
             self.buffer.total_added,
-            fit_seconds,
+            outcome.fit_seconds,
             stats.terminated,
             stats.truncated,
         )

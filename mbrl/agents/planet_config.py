@@ -137,9 +137,9 @@ def _check_supported(cfg: RunConfig) -> None:
         or cfg.gamma != 1.0
     ):
         raise ValueError(
-            "value='learned', policy='learned' and gamma (--value, --policy, --gamma) are not "
-            "supported with --model rssm: the PlaNet loop plans undiscounted latent returns "
-            "and learns no value or policy"
+            "--value, --policy and --gamma are not supported with --model rssm (value='learned', "
+            "policy='learned', gamma): the PlaNet loop plans undiscounted latent returns and "
+            "learns no value or policy"
         )
     if cfg.compute_dtype != "float32":
         raise ValueError(

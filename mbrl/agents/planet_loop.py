@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from mbrl.agents.env_factory import make_env
-from mbrl.agents.episode import EpisodeStats, Policy, run_episode
-from mbrl.agents.episode_loop import LoopRecord, LoopSpecifics, run_loop
+from mbrl.agents.episode import Policy, run_episode
+from mbrl.agents.episode_loop import EpisodeOutcome, LoopRecord, LoopSpecifics, run_loop
 from mbrl.agents.planet_config import (
     PLANNER_DEFAULTS,
     PlanetConfig,
@@ -214,21 +214,14 @@ class _PlanetLoop(LoopSpecifics):
     def end_episode(self) -> None:
         self.sink.flush(self.buffer)
 
-    def record(
-        self,
-        episode: int,
-        kind: str,
-        stats: EpisodeStats,
-        plan_ms: float,
-        fit_seconds: float,
-        fitted: _Fitted | None,
-    ) -> PlanetRecord:
+    def record(self, outcome: EpisodeOutcome, fitted: _Fitted | None) -> PlanetRecord:
         fitted = fitted or _Fitted({})
         steps = self.setup.env.env_steps
         self.env_steps += steps
         return PlanetRecord(
-            episode, kind, stats.episode_return, steps, stats.steps, plan_ms, fit_seconds,
-            fitted.losses, fitted.openloop, self.env_steps,
+            outcome.episode, outcome.kind, outcome.stats.episode_return, steps,
+            outcome.stats.steps, outcome.plan_ms, outcome.fit_seconds, fitted.losses,
+            fitted.openloop, self.env_steps,
         )  # fmt: skip
 
     def collected(self) -> tuple[SequenceBuffer, str] | None:

@@ -217,7 +217,7 @@ def build_run(
         else:
             device = resolve_device(config.device)
         build = _build_planet if config.model == LATENT_MODEL else _build_state
-        return build(config, env, info, device, dry, measure)
+        return build(config, _Where(env, info, device, dry, measure))
     except BaseException:
         if env is not None:
             env.close()
@@ -239,22 +239,28 @@ def _open_env(
     return None, info
 
 
-def _choose_backend(
-    planner: Planner, cfg: RunConfig, device: torch.device, dry: bool, measure: Measure
-) -> BackendChoice:
-    if dry:
-        return BackendChoice("eager", "dry set-up: nothing measured")
-    return choose_rollout_backend(planner, cfg.rollout_backend, device, cfg.seed, measure)
+@dataclass(frozen=True)
+class _Where:
+    """Where a run is built: its env (None when dry) and what was read from it, the device,
+    whether the set-up is dry, and the backend timing function."""
+
+    env: gym.Env | None
+    info: EnvInfo
+    device: torch.device
+    dry: bool
+    measure: Measure
+
+    def backend(self, planner: Planner, cfg: RunConfig) -> BackendChoice:
+        """The rollout backend ``planner`` uses (nothing measured when dry)."""
+        if self.dry:
+            return BackendChoice("eager", "dry set-up: nothing measured")
+        return choose_rollout_backend(
+            planner, cfg.rollout_backend, self.device, cfg.seed, self.measure
+        )
 
 
-def _build_state(
-    cfg: RunConfig,
-    env: gym.Env | None,
-    info: EnvInfo,
-    device: torch.device,
-    dry: bool,
-    measure: Measure,
-) -> RunSetup:
+def _build_state(cfg: RunConfig, where: _Where) -> RunSetup:
+    env, info, device, dry = where.env, where.info, where.device, where.dry
     if cfg.use_preset:
         cfg = apply_preset(cfg, info.env_id)
     codec = info.codec
@@ -301,7 +307,7 @@ def _build_state(
     )
     planner = build_planner(cfg.planner, ctx)
     agent = MPCAgent(planner, codec, obs_dim, device)
-    backend = _choose_backend(planner, cfg, device, dry, measure)
+    backend = where.backend(planner, cfg)
     return RunSetup(
         dataclasses.replace(cfg, rollout_backend=backend.backend),
         info,
@@ -319,14 +325,8 @@ def _build_state(
     )
 
 
-def _build_planet(
-    cfg: RunConfig,
-    env: gym.Env | None,
-    info: EnvInfo,
-    device: torch.device,
-    dry: bool,
-    measure: Measure,
-) -> RunSetup:
+def _build_planet(cfg: RunConfig, where: _Where) -> RunSetup:
+    env, info, device, dry = where.env, where.info, where.device, where.dry
     pcfg = planet_config(cfg)
     # The resolved config holds the values the loop uses, marked explicit so that it maps
     # back to the same PlanetConfig.
@@ -353,7 +353,7 @@ def _build_planet(
     )  # fmt: skip
     planner = build_planner(pcfg.planner, ctx)
     agent = BeliefAgent(model, planner, codec, gen, pcfg.exploration_noise)
-    backend = _choose_backend(planner, cfg, device, dry, measure)
+    backend = where.backend(planner, cfg)
     return RunSetup(
         dataclasses.replace(cfg, rollout_backend=backend.backend),
         info,
