@@ -23,6 +23,7 @@ from mbrl.models import (
     fit_policy,
     fit_value,
     load_checkpoint,
+    register_model,
     save_checkpoint,
 )
 from mbrl.planners import (
@@ -33,10 +34,12 @@ from mbrl.planners import (
     MPPIConfig,
     MPPIOptimizer,
     Planner,
+    PlannerContext,
     RandomShootingConfig,
     RandomShootingOptimizer,
     SamplingPlanner,
     build_planner,
+    register_planner,
 )
 from mbrl.rollout import RolloutResult, rollout
 from mbrl.spaces import ActionCodec
@@ -81,7 +84,10 @@ __all__ = [
     "load_checkpoint",
     "load_surrogate",
     "make_env",
+    "register_model",
+    "register_planner",
     "register_task_fns",
+    "PlannerContext",
     "rollout",
     "run",
     "run_episode",

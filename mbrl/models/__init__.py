@@ -28,6 +28,7 @@ from mbrl.models.layers import EnsembleLinear, EnsembleMLP
 from mbrl.models.mlp import MLPDynamics
 from mbrl.models.normalization import Normalizer
 from mbrl.models.policy_model import LearnedPolicy, fit_policy
+from mbrl.models.registry import ModelContext, register_model
 from mbrl.models.rssm import (
     RSSM,
     LatentDynamics,
@@ -67,6 +68,7 @@ __all__ = [
     "LearnedTermination",
     "LearnedValue",
     "MLPDynamics",
+    "ModelContext",
     "ModelState",
     "Normalizer",
     "RSSM",
@@ -78,6 +80,7 @@ __all__ = [
     "fit_value",
     "load_checkpoint",
     "load_weights",
+    "register_model",
     "register_checkpointable",
     "save_checkpoint",
 ]
