@@ -246,24 +246,46 @@ def load_surrogate(
     Raises:
         ValueError: a missing or malformed surrogate directory or file.
     """
+    args, options = loaded_surrogate(
+        directory, device, max_episode_steps, uncertainty_penalty, clip_observations
+    )
+    return SurrogateEnv(*args, **options)
+
+
+def loaded_surrogate(
+    directory: str | os.PathLike,
+    device: str | torch.device,
+    max_episode_steps: int | None | str,
+    uncertainty_penalty: float | None,
+    clip_observations: bool,
+) -> tuple[tuple, dict[str, Any]]:
+    """The positional arguments (model, spaces, task functions, start states) and keyword
+    options of a saved surrogate, with the caller's overrides applied: what both
+    :func:`load_surrogate` and the vector loader pass to their env class."""
     parts = _load_parts(directory, device)
     meta = parts["meta"]
-    return SurrogateEnv(
-        parts["model"],
-        parts["observation_space"],
-        parts["action_space"],
-        parts["reward_fn"],
-        parts["termination_fn"],
-        parts["start_states"],
-        max_episode_steps=meta["max_episode_steps"]
+    args = tuple(
+        parts[k]
+        for k in (
+            "model",
+            "observation_space",
+            "action_space",
+            "reward_fn",
+            "termination_fn",
+            "start_states",
+        )
+    )
+    options = {
+        "max_episode_steps": meta["max_episode_steps"]
         if max_episode_steps == "saved"
         else max_episode_steps,
-        uncertainty_penalty=meta["uncertainty_penalty"]
+        "uncertainty_penalty": meta["uncertainty_penalty"]
         if uncertainty_penalty is None
         else uncertainty_penalty,
-        clip_observations=clip_observations,
-        info=meta,
-    )
+        "clip_observations": clip_observations,
+        "info": meta,
+    }
+    return args, options
 
 
 def _load_parts(directory: str | os.PathLike, device: str | torch.device) -> dict[str, Any]:

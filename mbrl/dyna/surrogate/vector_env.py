@@ -24,7 +24,7 @@ from torch import Tensor
 
 from mbrl.data.buffer import TransitionBuffer
 from mbrl.dyna.surrogate.env import SurrogateEnv, SurrogateHandle
-from mbrl.dyna.surrogate.io import _load_parts
+from mbrl.dyna.surrogate.io import loaded_surrogate
 from mbrl.models.base import DynamicsModel
 from mbrl.task_fns import RewardFn, TerminationFn
 from mbrl.validation import check_positive_int
@@ -196,25 +196,10 @@ def load_surrogate_vector(
 ) -> SurrogateVectorEnv:
     """Rebuild a saved surrogate (:func:`~mbrl.dyna.surrogate.io.save_surrogate`) as ``num_envs``
     batched copies; arguments as :func:`~mbrl.dyna.surrogate.io.load_surrogate`."""
-    parts = _load_parts(directory, device)
-    meta = parts["meta"]
-    return SurrogateVectorEnv(
-        parts["model"],
-        parts["observation_space"],
-        parts["action_space"],
-        parts["reward_fn"],
-        parts["termination_fn"],
-        parts["start_states"],
-        num_envs,
-        max_episode_steps=meta["max_episode_steps"]
-        if max_episode_steps == "saved"
-        else max_episode_steps,
-        uncertainty_penalty=meta["uncertainty_penalty"]
-        if uncertainty_penalty is None
-        else uncertainty_penalty,
-        clip_observations=clip_observations,
-        info=meta,
+    args, options = loaded_surrogate(
+        directory, device, max_episode_steps, uncertainty_penalty, clip_observations
     )
+    return SurrogateVectorEnv(*args, num_envs, **options)
 
 
 def make_surrogate_vector_env(
