@@ -12,6 +12,12 @@ Every CEM iteration of a call has the same shape (no population decay), so the r
 batch sizes does not depend on ``--iterations``; fewer iterations make a run on a slow or
 shared machine affordable.
 
+The roofline: each batch size is also timed as the bare network alone (``model.net`` on an
+``(E, B * 350 * 20 / E, O + A)`` tensor, ``H * iterations`` forward passes, interleaved with
+the plan calls). It is the arithmetic a call cannot avoid, so ``bare(B) / bare(1)`` is the
+smallest ratio to B = 1 any implementation of this planner at this shape can reach on the
+machine, and ``plan / bare`` is the planner's overhead over the raw matmuls.
+
 Usage: python scripts/bench_batched_cem.py [--batches 1 8 64] [--repeats 7 5 3]
     [--warmup 1 1 1] [--iterations 5] [--threads 2] [--device cpu]
 """
@@ -63,10 +69,18 @@ def time_batches(
     warmup: list[int],
     device: torch.device,
     iterations: int = ITERATIONS,
-) -> dict[int, float]:
-    """Median seconds per ``plan`` call of each batch size, after its warm-up calls."""
+) -> dict[tuple[str, int], float]:
+    """Median seconds per ``plan`` call (``("plan", B)``) and per bare-network equivalent
+    (``("bare", B)``) of each batch size, after its warm-up calls."""
     planners = {b: make_planner(device, iterations) for b in batches}
     starts = {b: start_states(b, device) for b in batches}
+    model = planners[batches[0]].model
+    net, members = model.net, model.ensemble_size
+    in_dim = model.coords.feature_dim + model.action_dim
+    bare_in = {
+        b: torch.randn(members, b * POPULATION * PARTICLES // members, in_dim, device=device)
+        for b in batches
+    }
 
     def call(b: int) -> float:
         planners[b].advance(1)  # as the agent does between plans
@@ -76,15 +90,25 @@ def time_batches(
         synchronize(device)
         return time.perf_counter() - start
 
+    def bare(b: int) -> float:
+        synchronize(device)
+        start = time.perf_counter()
+        for _ in range(HORIZON * iterations):
+            net(bare_in[b])
+        synchronize(device)
+        return time.perf_counter() - start
+
     for b, n in zip(batches, warmup, strict=True):
         for _ in range(n):
             call(b)
-    times: dict[int, list[float]] = {b: [] for b in batches}
+            bare(b)
+    times: dict[tuple[str, int], list[float]] = {}
     for r in range(max(repeats)):
         for b, n in zip(batches, repeats, strict=True):
             if r < n:
-                times[b].append(call(b))
-    return {b: statistics.median(t) for b, t in times.items()}
+                times.setdefault(("plan", b), []).append(call(b))
+                times.setdefault(("bare", b), []).append(bare(b))
+    return {key: statistics.median(t) for key, t in times.items()}
 
 
 def main() -> None:
@@ -109,12 +133,20 @@ def main() -> None:
         f"iterations; 5 x (4 x 200) GaussianEnsemble, O=3, A=1; {device}, "
         f"torch {torch.__version__}, {args.threads} threads"
     )
-    print(f"| B | repeats | model rows | ms per call | ratio to B={ref} | ratio / (B/{ref}) |")
-    print("|---|---|---|---|---|---|")
+    print(
+        f"| B | repeats | model rows | ms per call | ratio to B={ref} | ratio / (B/{ref}) "
+        f"| bare ms | bare ratio to B={ref} | plan / bare |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for b, n in zip(args.batches, args.repeats, strict=True):
-        ratio = med[b] / med[ref]
+        plan, bare = med[("plan", b)], med[("bare", b)]
+        ratio = plan / med[("plan", ref)]
+        bare_ratio = bare / med[("bare", ref)]
         rows = b * POPULATION * PARTICLES
-        print(f"| {b} | {n} | {rows} | {1e3 * med[b]:.0f} | {ratio:.2f} | {ratio * ref / b:.3f} |")
+        print(
+            f"| {b} | {n} | {rows} | {1e3 * plan:.0f} | {ratio:.2f} | {ratio * ref / b:.3f} "
+            f"| {1e3 * bare:.0f} | {bare_ratio:.2f} | {plan / bare:.2f} |"
+        )
 
 
 if __name__ == "__main__":
