@@ -79,63 +79,6 @@ def make_model(
 
 
 @dataclass(frozen=True)
-class RolloutSpeed:
-    """Model-steps (rows x steps) per second of the engine and of the bare forward pass."""
-
-    engine_steps_per_s: float
-    forward_steps_per_s: float
-
-    @property
-    def ratio(self) -> float:
-        """Engine / bare forward (1.0 = no overhead beyond the network)."""
-        return self.engine_steps_per_s / self.forward_steps_per_s
-
-
-@torch.no_grad()
-def rollout_speed(
-    shape: SpeedShape, device: torch.device, dtype: torch.dtype = torch.float32, repeats: int = 5
-) -> RolloutSpeed:
-    """Time one full rollout of ``shape`` against ``H`` bare forward passes of the same net.
-
-    The bare pass is the network alone on a ``(E, N*P/E, O+A)`` tensor in ``dtype``: the
-    roofline the engine (normalisation, sampling, reward, termination mask) is measured against.
-    """
-    model = make_model(shape, device, dtype)
-    gen = torch.Generator(device=device).manual_seed(0)
-    obs = torch.randn(shape.obs_dim, device=device)
-    actions = (
-        torch.rand(shape.candidates, shape.horizon, shape.action_dim, device=device, generator=gen)
-        * 2
-        - 1
-    )
-    e = shape.ensemble_size
-    bare_in = torch.randn(e, shape.rows // e, shape.obs_dim + shape.action_dim, device=device).to(
-        dtype
-    )
-
-    def engine() -> object:
-        return rollout(
-            model,
-            obs,
-            actions,
-            quadratic_reward,
-            n_particles=shape.particles,
-            generator=gen,
-            validate=False,
-        )
-
-    def bare() -> object:
-        out = None
-        for _ in range(shape.horizon):
-            out = model.net(bare_in)
-        return out
-
-    med = interleaved_medians({"engine": engine, "bare": bare}, repeats, device)
-    steps = shape.rows * shape.horizon
-    return RolloutSpeed(steps / med["engine"], steps / med["bare"])
-
-
-@dataclass(frozen=True)
 class RolloutRow:
     """One rollout timing of a model kind and backend: model-steps/s of the engine and of the
     bare pass, and a note (e.g. a fallback reason)."""
@@ -445,8 +388,7 @@ def speed_report(
     if "ensemble" in kinds:
         for dtype in dtypes:
             say(f"rollout ensemble {_dtype_name(dtype)}")
-            speed = rollout_speed(PETS_SHAPE, device, dtype, repeats)
-            row = RolloutRow(speed.engine_steps_per_s, speed.forward_steps_per_s)
+            row = model_rollout_speed("ensemble", PETS_SHAPE, device, dtype, repeats)
             rows.append(rollout_row("ensemble", PETS_SHAPE.name, dtype, row, "eager"))
     for kind in kinds:
         if kind == "ensemble":

@@ -31,7 +31,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -40,6 +40,9 @@ from mbrl.models.base import DynamicsModel
 from mbrl.rollout.core import simulate
 from mbrl.task_fns import RewardFn, TerminationFn
 from mbrl.validation import check_positive_int
+
+if TYPE_CHECKING:
+    from mbrl.planners.sampling import SamplingPlanner
 
 MODES = ("auto", "eager", "graph", "compile")
 """Accepted values of ``mode``."""
@@ -145,18 +148,25 @@ class CompiledRollout:
         if self.mode != "auto":
             warnings.warn(f"CompiledRollout: using the eager rollout: {reason}", stacklevel=3)
 
+    @classmethod
+    def like(cls, source: Any, **kwargs: Any) -> CompiledRollout:
+        """A :class:`CompiledRollout` of ``source``'s rollout (its ``model``, task functions,
+        ``n_particles``, ``gamma`` and ``generator``: a planner's or another compiled
+        rollout's); ``kwargs`` set the rest (``mode``, ``warmup``, ``compile_options``)."""
+        return cls(
+            source.model,
+            source.reward_fn,
+            source.termination_fn,
+            n_particles=source.n_particles,
+            gamma=source.gamma,
+            generator=source.generator,
+            **kwargs,
+        )
+
     def with_mode(self, mode: str) -> CompiledRollout:
         """A new :class:`CompiledRollout` with this one's settings and backend ``mode``."""
-        return CompiledRollout(
-            self.model,
-            self.reward_fn,
-            self.termination_fn,
-            n_particles=self.n_particles,
-            gamma=self.gamma,
-            generator=self.generator,
-            mode=mode,
-            warmup=self.warmup,
-            compile_options=self.compile_options,
+        return CompiledRollout.like(
+            self, mode=mode, warmup=self.warmup, compile_options=self.compile_options
         )
 
     def invalidate(self) -> None:
@@ -321,7 +331,7 @@ def _module_tensors(model: torch.nn.Module) -> list[Tensor]:
     return out
 
 
-def compile_planner(planner: Any, mode: str = "auto", **kwargs: Any) -> CompiledRollout:
+def compile_planner(planner: SamplingPlanner, mode: str = "auto", **kwargs: Any) -> CompiledRollout:
     """Make a :class:`~mbrl.planners.sampling.SamplingPlanner` score candidates with a
     :class:`CompiledRollout` (its model, task functions, particles, discount and generator).
 
@@ -329,23 +339,16 @@ def compile_planner(planner: Any, mode: str = "auto", **kwargs: Any) -> Compiled
     :class:`CompiledRollout`. Returns the :class:`CompiledRollout` (see its ``backend``).
 
     Raises:
-        TypeError: ``planner`` has no rollout objective to replace.
+        TypeError: ``planner`` is not a :class:`~mbrl.planners.sampling.SamplingPlanner`.
     """
-    needed = ("model", "reward_fn", "termination_fn", "n_particles", "gamma", "generator")
-    if not all(hasattr(planner, name) for name in needed) or not hasattr(planner, "objective"):
+    # Imported here: the planners import this module.
+    from mbrl.planners.sampling import SamplingPlanner
+
+    if not isinstance(planner, SamplingPlanner):
         raise TypeError(
             f"planner must be a SamplingPlanner (with a rollout objective), got {type(planner).__name__}"
         )
-    fast = CompiledRollout(
-        planner.model,
-        planner.reward_fn,
-        planner.termination_fn,
-        n_particles=planner.n_particles,
-        gamma=planner.gamma,
-        generator=planner.generator,
-        mode=mode,
-        **kwargs,
-    )
+    fast = CompiledRollout.like(planner, mode=mode, **kwargs)
     planner.objective = fast.objective
     return fast
 
