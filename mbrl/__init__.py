@@ -1,49 +1,59 @@
 """mbrl: model-based planning and reinforcement learning on batched torch tensors.
 
-The public API is re-exported here; see the README for the architecture.
+The public API is re-exported here; see the README for the architecture. Re-exports are lazy
+(:mod:`mbrl.util.lazy`): ``import mbrl`` registers the gymnasium ids of mbrl's envs and imports
+nothing heavy; each name loads its module (torch and friends) on first access, so the CLI's
+``--help`` starts at once and gpytorch, scipy, matplotlib and ray load only when used.
 """
 
-from mbrl import envs  # noqa: F401  (registers mbrl/... gymnasium ids on import)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from mbrl._version import __version__
-from mbrl.agents import MPCAgent, RunConfig, RunResult, make_env, run, run_episode
-from mbrl.data import TransitionBatch, TransitionBuffer
-from mbrl.dyna import SurrogateEnv, load_surrogate  # registers mbrl/Surrogate-v0
-from mbrl.models import (
-    BoxTermination,
-    DeltaModelConfig,
-    DynamicsModel,
-    FitConfig,
-    GaussianEnsemble,
-    LearnedPolicy,
-    LearnedReward,
-    LearnedTermination,
-    LearnedValue,
-    MLPDynamics,
-    fit,
-    fit_policy,
-    fit_value,
-    load_checkpoint,
-    register_model,
-    save_checkpoint,
-)
-from mbrl.planners import (
-    MCTS,
-    CEMConfig,
-    CEMOptimizer,
-    MCTSConfig,
-    MPPIConfig,
-    MPPIOptimizer,
-    Planner,
-    PlannerContext,
-    RandomShootingConfig,
-    RandomShootingOptimizer,
-    SamplingPlanner,
-    build_planner,
-    register_planner,
-)
-from mbrl.rollout import RolloutResult, rollout
-from mbrl.spaces import ActionCodec
-from mbrl.task_fns import TaskFns, get_task_fns, register_task_fns
+from mbrl.gym_ids import register_envs as _register_envs
+from mbrl.util.lazy import lazy_exports as _lazy_exports
+
+if TYPE_CHECKING:
+    from mbrl.agents import MPCAgent, RunConfig, RunResult, make_env, run, run_episode
+    from mbrl.data import TransitionBatch, TransitionBuffer
+    from mbrl.dyna import SurrogateEnv, load_surrogate
+    from mbrl.models import (
+        BoxTermination,
+        DeltaModelConfig,
+        DynamicsModel,
+        FitConfig,
+        GaussianEnsemble,
+        LearnedPolicy,
+        LearnedReward,
+        LearnedTermination,
+        LearnedValue,
+        MLPDynamics,
+        fit,
+        fit_policy,
+        fit_value,
+        load_checkpoint,
+        register_model,
+        save_checkpoint,
+    )
+    from mbrl.planners import (
+        MCTS,
+        CEMConfig,
+        CEMOptimizer,
+        MCTSConfig,
+        MPPIConfig,
+        MPPIOptimizer,
+        Planner,
+        PlannerContext,
+        RandomShootingConfig,
+        RandomShootingOptimizer,
+        SamplingPlanner,
+        build_planner,
+        register_planner,
+    )
+    from mbrl.rollout import RolloutResult, rollout
+    from mbrl.spaces import ActionCodec
+    from mbrl.task_fns import TaskFns, get_task_fns, register_task_fns
 
 __all__ = [
     "__version__",
@@ -93,3 +103,27 @@ __all__ = [
     "run_episode",
     "save_checkpoint",
 ]
+
+
+__getattr__, __dir__ = _lazy_exports(
+    __name__,
+    __file__,
+    submodules=(
+        "agents",
+        "bench",
+        "cli",
+        "commands",
+        "data",
+        "dyna",
+        "envs",
+        "models",
+        "planners",
+        "rollout",
+        "seeding",
+        "spaces",
+        "task_fns",
+        "util",
+        "validation",
+    ),
+)
+_register_envs()

@@ -8,32 +8,65 @@ import sys
 
 from mbrl._version import __version__
 
-COMMAND_MODULES = (
-    "mbrl.commands.run",
-    "mbrl.commands.bench",
-    "mbrl.commands.report",
-    "mbrl.commands.surrogate",
-    "mbrl.commands.dyna",
-)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("mbrl.commands.run", "model-based RL loop: seed data, fit, plan with MPC, refit"),
+    "bench": (
+        "mbrl.commands.bench",
+        "benchmarks: '--suite NAME --out DIR' runs a planner grid; 'speed' times rollouts",
+    ),
+    "report": (
+        "mbrl.commands.report",
+        "report of 'mbrl bench --suite' results: figures and ranking tables",
+    ),
+    "surrogate": (
+        "mbrl.commands.surrogate",
+        "collect transitions, fit a model, save it as a gymnasium env (mbrl/Surrogate-v0)",
+    ),
+    "dyna": (
+        "mbrl.commands.dyna",
+        "MBPO: SAC on real + branched model rollouts (needs the sb3 extra); or Dyna-Q",
+    ),
+}
+"""``{subcommand: (module, one-line help)}``. Each module adds its subcommand with
+``register(subparsers)``; it is imported only when its subcommand is chosen (its imports pull
+in torch), so ``mbrl --help`` and ``mbrl --version`` need none of them. The help line shown by
+``mbrl --help`` is this one (tests/test_lazy_imports.py checks it equals the module's)."""
+
+COMMAND_MODULES = tuple(module for module, _ in COMMANDS.values())
 """Modules that each add one subcommand via ``register(subparsers)``."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser with every subcommand registered."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of ``mbrl``.
+
+    Args:
+        command: register only this subcommand's module (the others appear in ``--help`` by
+            name and help line); ``None`` registers every module.
+    """
     parser = argparse.ArgumentParser(
         prog="mbrl", description="Model-based planning and RL toolkit."
     )
     parser.add_argument("--version", action="version", version=f"mbrl-toolkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for name, (module, help_line) in COMMANDS.items():
+        if command is None or command == name:
+            importlib.import_module(module).register(sub)
+        else:
+            sub.add_parser(name, help=help_line)
     return parser
+
+
+def _chosen_command(argv: list[str]) -> str:
+    """The subcommand named in ``argv`` ('' for none): the first argument that is not an
+    option, since ``mbrl``'s own options (``-h``, ``--version``) take no value."""
+    return next((a for a in argv if not a.startswith("-")), "")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mbrl`` console script. Bad input exits with code 2 and one message."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_chosen_command(argv))
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

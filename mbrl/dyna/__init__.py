@@ -1,6 +1,6 @@
 """Dyna-style model-based RL: surrogate environments, branched rollouts, MBPO with SAC, Dyna-Q.
 
-Importing this package (``import mbrl`` does) registers two gymnasium ids:
+Two gymnasium ids (:mod:`mbrl.gym_ids`, registered by ``import mbrl``) open envs of this package:
 
 - ``mbrl/Surrogate-v0``: a saved surrogate (``mbrl surrogate --env ID --steps N --out DIR``)
   as an env: ``gymnasium.make("mbrl/Surrogate-v0", path=DIR)``, and batched with
@@ -16,8 +16,6 @@ stable-baselines3 (the ``sb3`` extra) is imported only by the MBPO functions tha
 """
 
 from __future__ import annotations
-
-import gymnasium
 
 from mbrl.dyna.branched import RolloutSchedule, branched_rollouts
 from mbrl.dyna.dyna_q import DynaQ, DynaQConfig, DynaQResult, greedy_episode_length, train_dyna_q
@@ -35,9 +33,7 @@ from mbrl.dyna.surrogate import (
     space_from_dict,
     space_to_dict,
 )
-
-SURROGATE_ENV_ID = "mbrl/Surrogate-v0"
-DYNA_MAZE_ENV_ID = "mbrl/DynaMaze-v0"
+from mbrl.gym_ids import DYNA_MAZE_ENV_ID, SURROGATE_ENV_ID
 
 __all__ = [
     "DYNA_MAZE",
@@ -67,18 +63,3 @@ __all__ = [
     "space_to_dict",
     "train_dyna_q",
 ]
-
-
-def _register() -> None:
-    """Register the gymnasium ids (idempotent)."""
-    if SURROGATE_ENV_ID not in gymnasium.registry:
-        gymnasium.register(
-            id=SURROGATE_ENV_ID,
-            entry_point="mbrl.dyna.surrogate.io:make_surrogate_env",
-            vector_entry_point="mbrl.dyna.surrogate.vector_env:make_surrogate_vector_env",
-        )
-    if DYNA_MAZE_ENV_ID not in gymnasium.registry:
-        gymnasium.register(id=DYNA_MAZE_ENV_ID, entry_point="mbrl.dyna.mazes:DynaMazeEnv")
-
-
-_register()

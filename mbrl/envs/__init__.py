@@ -1,4 +1,5 @@
-"""Environments shipped with mbrl, registered with gymnasium when :mod:`mbrl` is imported.
+"""Environments shipped with mbrl; their gymnasium ids (:mod:`mbrl.gym_ids`) are registered
+when :mod:`mbrl` is imported, and their known task functions when :mod:`mbrl.task_fns` is.
 
 - ``mbrl/AwakeSteering-v0``: :class:`AwakeSteeringEnv`, AWAKE electron-line trajectory steering
   with the real TT43 optics (obs ``(10,)`` mm, action ``(10,)`` in ``[-1, 1]``).
@@ -21,8 +22,6 @@ learn reward and termination as a new user's env would.
 
 from __future__ import annotations
 
-import gymnasium
-
 from mbrl.envs.awake import (
     AwakeSteeringEnv,
     awake_planning_reward,
@@ -41,12 +40,14 @@ from mbrl.envs.observation_wrappers import (
 from mbrl.envs.point_mass import POINT_MASS_ENV_ID, PointMassGoalEnv
 from mbrl.envs.randomization import DomainRandomization
 from mbrl.envs.spill import SpillControlEnv, spill_reward
+from mbrl.gym_ids import (
+    AWAKE_ENV_ID,
+    PENDULUM_NOVEL_ENV_ID,
+    PENDULUM_PIXELS_ENV_ID,
+    SPILL_ENV_ID,
+    register_envs,
+)
 from mbrl.task_fns.registry import get_task_fns, register_task_fns
-
-AWAKE_ENV_ID = "mbrl/AwakeSteering-v0"
-SPILL_ENV_ID = "mbrl/SpillControl-v0"
-PENDULUM_NOVEL_ENV_ID = "mbrl/PendulumNoVel-v0"
-PENDULUM_PIXELS_ENV_ID = "mbrl/PendulumPixels-v0"
 
 __all__ = [
     "AWAKE_ENV_ID",
@@ -73,16 +74,8 @@ __all__ = [
 
 
 def _register() -> None:
-    """Register both envs and their task functions (idempotent)."""
-    entry_points = {
-        AWAKE_ENV_ID: "mbrl.envs.awake:AwakeSteeringEnv",
-        SPILL_ENV_ID: "mbrl.envs.spill:SpillControlEnv",
-        PENDULUM_NOVEL_ENV_ID: "mbrl.envs.observation_wrappers:make_pendulum_no_velocity",
-        PENDULUM_PIXELS_ENV_ID: "mbrl.envs.observation_wrappers:make_pendulum_pixels",
-    }
-    for env_id, entry_point in entry_points.items():
-        if env_id not in gymnasium.registry:
-            gymnasium.register(id=env_id, entry_point=entry_point)
+    """Register the envs and their task functions (idempotent)."""
+    register_envs()
     if get_task_fns(AWAKE_ENV_ID) is None:
         register_task_fns(
             AWAKE_ENV_ID,

@@ -22,6 +22,7 @@ from mbrl.models.checkpoint import (
     register_checkpointable,
     save_checkpoint,
 )
+from mbrl.models.checkpoint import register_lazy_checkpointable as _register_lazy_checkpointable
 from mbrl.models.delta_model import DeltaModel, DeltaModelConfig
 from mbrl.models.ensemble import GaussianEnsemble
 from mbrl.models.layers import EnsembleLinear, EnsembleMLP
@@ -84,5 +85,18 @@ __all__ = [
     "register_checkpointable",
     "save_checkpoint",
 ]
-from mbrl.models import gp as _gp  # noqa: E402,F401  (registers the "gp" model)
+
+
+def _build_gp(ctx: ModelContext) -> DynamicsModel:
+    # The GP package imports gpytorch and scipy, so it is imported when a GP is first built or
+    # loaded, not with this package (importing it registers the same builder under "gp").
+    from mbrl.models.gp.model import GPConfig, GPDynamics
+    from mbrl.util.configs import config_from_options
+
+    return GPDynamics(ctx.obs_dim, ctx.action_dim, config_from_options(GPConfig, ctx.options))
+
+
+register_model("gp", _build_gp, "Gaussian-process dynamics (gpytorch; exact or sparse)")
+_register_lazy_checkpointable("GPDynamics", "mbrl.models.gp.model")
+
 from mbrl.models import known as _known  # noqa: E402,F401  (registers the "known" model)

@@ -28,6 +28,7 @@ from torch import nn
 _FORMAT = "mbrl-checkpoint"
 _VERSION = 2
 _CLASSES: dict[str, type[nn.Module]] = {}
+_LAZY_CLASSES: dict[str, str] = {}
 
 
 def register_checkpointable(cls: type[nn.Module]) -> type[nn.Module]:
@@ -38,6 +39,23 @@ def register_checkpointable(cls: type[nn.Module]) -> type[nn.Module]:
     """
     _CLASSES[cls.__name__] = cls
     return cls
+
+
+def register_lazy_checkpointable(class_name: str, module: str) -> None:
+    """Declare that importing ``module`` registers the checkpointable class ``class_name``.
+
+    For classes whose module is not imported with the package (the GP model loads gpytorch):
+    :func:`load_checkpoint` imports ``module`` when it meets a checkpoint of ``class_name``.
+    """
+    _LAZY_CLASSES[class_name] = module
+
+
+def _registered_class(name: str) -> type[nn.Module] | None:
+    if name not in _CLASSES and name in _LAZY_CLASSES:
+        import importlib
+
+        importlib.import_module(_LAZY_CLASSES[name])
+    return _CLASSES.get(name)
 
 
 def _to_plain(value: Any) -> Any:
@@ -176,11 +194,12 @@ def load_checkpoint(
     path = Path(path)
     payload = _read(path)
     name = payload["class"]
-    if name not in _CLASSES:
+    cls = _registered_class(name)
+    if cls is None:
         raise ValueError(
-            f"checkpoint {str(path)!r} holds unknown model class {name!r}; known: {sorted(_CLASSES)}"
+            f"checkpoint {str(path)!r} holds unknown model class {name!r}; "
+            f"known: {sorted(set(_CLASSES) | set(_LAZY_CLASSES))}"
         )
-    cls = _CLASSES[name]
     if expected_class is not None and not issubclass(cls, expected_class):
         raise ValueError(
             f"checkpoint {str(path)!r} holds a {name}, expected a {expected_class.__name__}"

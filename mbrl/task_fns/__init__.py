@@ -29,4 +29,8 @@ __all__ = [
 ]
 
 # Importing the module registers the classic-control / mujoco functions.
+# mbrl's own envs register their task functions when mbrl.envs is imported; importing it here
+# makes them known wherever task functions are looked up, now that ``import mbrl`` no longer
+# imports every subpackage. (When mbrl.envs is the one being imported, this is a no-op.)
+import mbrl.envs  # noqa: E402,F401
 from mbrl.task_fns import classic as _classic  # noqa: E402,F401

@@ -10,6 +10,18 @@
   expected rewards, so GP-MPC runs on the rollout core.
 """
 
+import warnings
+
+# gpytorch is imported here, before any module of this package, and only here: importing it
+# runs ``torch.jit.script`` in its dependency linear_operator, which recent torch releases answer with
+# a FutureWarning ("`torch.jit.script` is deprecated") that users can do nothing about. Only that
+# warning, and only during this import, is ignored; every other warning still shows.
+with warnings.catch_warnings():
+    warnings.filterwarnings(
+        "ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning
+    )
+    import gpytorch  # noqa: F401
+
 from mbrl.models.gp.belief import BeliefDynamics, ExpectedReward, ExpectedTermination
 from mbrl.models.gp.model import GPConfig, GPDynamics, GPFitError, GPFitInfo, GPFitWarning
 from mbrl.models.gp.moments import GaussianState
