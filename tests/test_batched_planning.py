@@ -105,10 +105,10 @@ def _recording_cem(keep: float = 0.5) -> CEMOptimizer:
     opt.seen = []
     inner = opt.optimize_batch
 
-    def record(objective, initial, generators):
+    def record(objective, initial, generators, deadline):
         kept = None if opt._kept is None else opt._kept.clone()
         opt.seen.append((initial.clone(), kept))
-        out = inner(objective, initial, generators)
+        out = inner(objective, initial, generators, deadline)
         opt.seen[-1] += (out.clone(), None if opt._kept is None else opt._kept.clone())
         return out
 

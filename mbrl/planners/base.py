@@ -1,14 +1,22 @@
-"""The planner interface every planner implements, and the action-space support check."""
+"""The planner interface every planner implements, the action-space support check, and the
+checks of the observations handed to ``plan``."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from mbrl.planners.deadline import Deadline, PlanRecord, PlanStats
 from mbrl.spaces import ActionCodec
+
+
+class PlanningNonFiniteError(RuntimeError):
+    """Every candidate (or the whole plan) of a planner scored a non-finite return, and the
+    planner's ``on_nonfinite`` setting is ``"raise"``."""
 
 
 class Planner(ABC):
@@ -21,6 +29,11 @@ class Planner(ABC):
     they score states past their horizon with a learned value (``accepts_value_fn``; the
     builder then receives ``PlannerContext.value_fn``) or roll out with a learned policy
     (``accepts_policy_fn``; ``PlannerContext.policy_fn``).
+
+    Deadlines (:mod:`mbrl.planners.deadline`): a planner whose ``config`` has
+    ``plan_budget_ms`` stops its work when that budget is spent; every ``plan`` call is
+    recorded in :attr:`plan_stats` (wall time, work done, deadline missed) by
+    :meth:`start_plan` / :meth:`finish_plan`, which planners call around their work.
     """
 
     supports_continuous: ClassVar[bool] = True
@@ -43,6 +56,30 @@ class Planner(ABC):
         shift it by ``steps``; the default does nothing.
         """
 
+    @property
+    def plan_budget_ms(self) -> float | None:
+        """Budget of one ``plan`` call in milliseconds (None: none): the ``plan_budget_ms`` of
+        the planner's ``config``, if it has one."""
+        return getattr(getattr(self, "config", None), "plan_budget_ms", None)
+
+    @property
+    def plan_stats(self) -> PlanStats:
+        """Record of the ``plan`` calls since the last ``plan_stats.clear()``."""
+        stats = self.__dict__.get("_plan_stats")
+        if stats is None:  # subclasses need not call Planner.__init__
+            stats = self.__dict__["_plan_stats"] = PlanStats()
+        return stats
+
+    def start_plan(self, device: torch.device | str | None) -> Deadline:
+        """The deadline of a ``plan`` call starting now, with this planner's budget."""
+        return Deadline(self.plan_budget_ms, device)
+
+    def finish_plan(self, deadline: Deadline, work: int, stopped_early: bool) -> PlanRecord:
+        """Record a finished ``plan`` call in :attr:`plan_stats` and return its record."""
+        record = PlanRecord(deadline.elapsed_s(), deadline.budget_ms, int(work), stopped_early)
+        self.plan_stats.add(record)
+        return record
+
     @classmethod
     def check_action_space(cls, codec: ActionCodec) -> None:
         """Raise ``TypeError`` if this planner cannot act in ``codec``'s action space."""
@@ -57,6 +94,40 @@ class Planner(ABC):
             )
 
 
+def as_float_obs(obs: Any, expected: str) -> Tensor:
+    """``obs`` (tensor, array or nested sequence of numbers) as a float32 tensor, on the device
+    it was on.
+
+    Args:
+        obs: the observation(s) handed to a planner.
+        expected: the shapes accepted, for the message (e.g. ``"(3,) or (B, 3)"``).
+
+    Raises:
+        TypeError: ``obs`` is not numeric (a string, an object, a ragged list), naming
+            ``obs``, what it is and ``expected``.
+    """
+    if isinstance(obs, Tensor):
+        if obs.is_complex() or obs.dtype == torch.bool:
+            raise TypeError(
+                f"obs must be real numbers of shape {expected}, got a {obs.dtype} tensor"
+            )
+        return obs.to(torch.float32)
+    if isinstance(obs, str | bytes):
+        raise TypeError(
+            f"obs must be numbers of shape {expected}, got {type(obs).__name__} {obs!r:.40}"
+        )
+    try:
+        arr = np.asarray(obs)
+        if arr.dtype.kind not in "fiu":  # strings, objects, booleans, complex
+            raise TypeError(f"dtype {arr.dtype}")
+        return torch.as_tensor(arr, dtype=torch.float32)
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"obs must be numbers of shape {expected} (a tensor or array), got "
+            f"{type(obs).__name__} {obs!r:.40} ({err})"
+        ) from err
+
+
 def as_obs_tensor(obs: Tensor, obs_dim: int, device: torch.device) -> Tensor:
     """Validate and move a single observation: ``(O,)`` float32 on ``device``.
 
@@ -64,9 +135,9 @@ def as_obs_tensor(obs: Tensor, obs_dim: int, device: torch.device) -> Tensor:
     no device synchronisation).
 
     Raises:
-        ValueError: wrong shape or non-finite values.
+        TypeError: ``obs`` is not numeric; ValueError: wrong shape or non-finite values.
     """
-    obs = torch.as_tensor(obs, dtype=torch.float32)
+    obs = as_float_obs(obs, f"({obs_dim},)")
     if obs.shape != (obs_dim,):
         raise ValueError(f"obs must have shape ({obs_dim},), got {tuple(obs.shape)}")
     _check_finite(obs)
@@ -79,9 +150,10 @@ def as_obs_batch(obs: Tensor, obs_dim: int, device: torch.device) -> Tensor:
     :func:`as_obs_tensor`.
 
     Raises:
-        ValueError: not ``(O,)`` / ``(B, O)`` with ``B >= 1``, or non-finite values.
+        TypeError: ``obs`` is not numeric; ValueError: not ``(O,)`` / ``(B, O)`` with
+            ``B >= 1``, or non-finite values.
     """
-    obs = torch.as_tensor(obs, dtype=torch.float32)
+    obs = as_float_obs(obs, f"({obs_dim},) or (B, {obs_dim})")
     if obs.ndim == 1:
         obs = obs.unsqueeze(0)
     if obs.ndim != 2 or obs.shape[1] != obs_dim or obs.shape[0] == 0:

@@ -7,14 +7,22 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from mbrl.planners.deadline import Deadline
 from mbrl.planners.noise import Generators, colored_noise, sample_rows
-from mbrl.planners.optimizer import BatchObjective, TrajectoryOptimizer, shift_sequences
+from mbrl.planners.optimizer import (
+    BatchObjective,
+    OptimizerRun,
+    SamplingConfig,
+    TrajectoryOptimizer,
+    shift_sequences,
+)
 from mbrl.validation import check_fraction, check_positive_int
 
 
 @dataclass(frozen=True)
-class CEMConfig:
-    """Settings of :class:`CEMOptimizer`.
+class CEMConfig(SamplingConfig):
+    """Settings of :class:`CEMOptimizer` (and, keyword-only, ``plan_budget_ms`` /
+    ``on_nonfinite`` of :class:`~mbrl.planners.optimizer.SamplingConfig`).
 
     Attributes:
         population: candidates per iteration (default 500, PETS).
@@ -27,6 +35,9 @@ class CEMConfig:
             the next call (iCEM; default 0).
         population_decay: population shrinks by this factor every iteration (iCEM; default 1).
         return_best: return the best candidate seen (iCEM) instead of the final mean (PETS).
+
+    With ``plan_budget_ms`` the iterations stop once the budget is spent (after the first):
+    the mean so far (PETS) or the best candidate so far (``return_best``) is returned.
     """
 
     population: int = 500
@@ -40,6 +51,7 @@ class CEMConfig:
     return_best: bool = False
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_positive_int(self.population, "population", minimum=2)
         check_positive_int(self.iterations, "iterations")
         check_fraction(self.elite_frac, "elite_frac")
@@ -84,7 +96,11 @@ class CEMOptimizer(TrajectoryOptimizer):
             self._kept = shift_sequences(self._kept, steps, self.middle)
 
     def optimize_batch(
-        self, objective: BatchObjective, initial: Tensor, generators: Generators
+        self,
+        objective: BatchObjective,
+        initial: Tensor,
+        generators: Generators,
+        deadline: Deadline,
     ) -> Tensor:
         """CEM from means ``initial (B, H, A)``; returns ``(B, H, A)`` inside the bounds.
 
@@ -103,6 +119,7 @@ class CEMOptimizer(TrajectoryOptimizer):
         best = mean.clone()
         best_score = torch.full((rows,), -torch.inf, device=self.device)
         index = torch.arange(rows, device=self.device).unsqueeze(1)
+        done = 0
         for it in range(cfg.iterations):
             k = max(2 * n_elite, round(cfg.population * cfg.population_decay**it))
             noise = sample_rows(self._noise, rows, (k, horizon, a_dim), generators)
@@ -112,7 +129,7 @@ class CEMOptimizer(TrajectoryOptimizer):
                 extras.append(mean.unsqueeze(1))  # iCEM also scores the final mean
             if extras:
                 samples = torch.cat([samples, *extras], dim=1)
-            scores = torch.nan_to_num(objective(samples), nan=-torch.inf)
+            scores = objective(samples)
             top = torch.topk(scores, min(n_elite, samples.shape[1]), dim=1)
             elites = samples[index, top.indices]  # (B, n_elite, H, A)
             mean = cfg.momentum * mean + (1 - cfg.momentum) * elites.mean(1)
@@ -121,7 +138,11 @@ class CEMOptimizer(TrajectoryOptimizer):
             best = torch.where(better[:, None, None], elites[:, 0], best)
             best_score = torch.maximum(best_score, top.values[:, 0])
             kept = elites[:, :n_keep] if n_keep > 0 else None
+            done = it + 1
+            if done < cfg.iterations and deadline.expired():
+                break
         self._kept = kept
+        self.last_run = OptimizerRun(done, done < cfg.iterations)
         return best if cfg.return_best else self.clamp(mean)
 
     def _noise(self, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:

@@ -7,14 +7,21 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from mbrl.planners.deadline import Deadline
 from mbrl.planners.noise import Generators, colored_noise, sample_rows
-from mbrl.planners.optimizer import BatchObjective, TrajectoryOptimizer
+from mbrl.planners.optimizer import (
+    BatchObjective,
+    OptimizerRun,
+    SamplingConfig,
+    TrajectoryOptimizer,
+)
 from mbrl.validation import check_positive_int
 
 
 @dataclass(frozen=True)
-class MPPIConfig:
-    """Settings of :class:`MPPIOptimizer`.
+class MPPIConfig(SamplingConfig):
+    """Settings of :class:`MPPIOptimizer` (and, keyword-only, ``plan_budget_ms`` /
+    ``on_nonfinite`` of :class:`~mbrl.planners.optimizer.SamplingConfig`).
 
     Attributes:
         population: sampled perturbations per iteration (default 500).
@@ -25,6 +32,9 @@ class MPPIConfig:
         noise_std: perturbation std as a fraction of half the action range (default 0.5).
         noise_beta: coloured-noise exponent along the horizon (default 0: white).
         normalize_scores: divide score gaps by their std before the softmax (default True).
+
+    With ``plan_budget_ms`` the updates stop once the budget is spent (after the first); the
+    mean so far is returned.
     """
 
     population: int = 500
@@ -35,6 +45,7 @@ class MPPIConfig:
     normalize_scores: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_positive_int(self.population, "population")
         check_positive_int(self.iterations, "iterations")
         if self.temperature <= 0:
@@ -57,17 +68,22 @@ class MPPIOptimizer(TrajectoryOptimizer):
         self.config = config
 
     def optimize_batch(
-        self, objective: BatchObjective, initial: Tensor, generators: Generators
+        self,
+        objective: BatchObjective,
+        initial: Tensor,
+        generators: Generators,
+        deadline: Deadline,
     ) -> Tensor:
         """MPPI updates from ``initial (B, H, A)``, weights per row; returns ``(B, H, A)``."""
         cfg = self.config
         rows, horizon, a_dim = initial.shape
         mean = initial.clone()
         std = cfg.noise_std * (self.high - self.low) / 2
-        for _ in range(cfg.iterations):
+        done = 0
+        while done < cfg.iterations:
             noise = sample_rows(self._noise, rows, (cfg.population, horizon, a_dim), generators)
             samples = self.clamp(mean.unsqueeze(1) + std * noise)
-            scores = torch.nan_to_num(objective(samples), nan=-torch.inf)
+            scores = objective(samples)
             top = scores.amax(1, keepdim=True)
             gap = scores - top  # -inf for diverged candidates; NaN in a row where all diverged
             if cfg.normalize_scores:
@@ -77,6 +93,10 @@ class MPPIOptimizer(TrajectoryOptimizer):
             update = (weights[:, :, None, None] * samples).sum(1)
             # A row whose candidates all diverged has a NaN update: it keeps its current mean.
             mean = torch.where(torch.isfinite(update), update, mean)
+            done += 1
+            if done < cfg.iterations and deadline.expired():
+                break
+        self.last_run = OptimizerRun(done, done < cfg.iterations)
         return self.clamp(mean)
 
     def _noise(self, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:

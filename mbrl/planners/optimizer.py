@@ -5,17 +5,67 @@ Optimisers never see a model (as mbrl-lib's). They solve ``B`` independent probl
 A)) -> (B, K)`` scores every row's ``K`` candidates (higher is better) in one call. Elites,
 weights and the argmax are per row. The single-problem form ``optimize(objective, initial (H,
 A)) -> (H, A)`` with ``objective((K, H, A)) -> (K,)`` is the same optimiser with ``B = 1``.
+
+Every optimiser is anytime (:mod:`mbrl.planners.deadline`): ``optimize`` takes a
+:class:`~mbrl.planners.deadline.Deadline` (default: one started from the config's
+``plan_budget_ms``) checked between iterations. Non-finite scores (NaN, +-inf) rank last; a
+problem whose every candidate scored non-finite gets its ``initial`` sequence back, after a
+``RuntimeWarning`` (or :class:`~mbrl.planners.base.PlanningNonFiniteError` with the config's
+``on_nonfinite="raise"``).
 """
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
+from mbrl.planners.base import PlanningNonFiniteError
+from mbrl.planners.deadline import AnytimeConfig, Deadline
 from mbrl.planners.noise import Generators
+
+NONFINITE_ACTIONS = ("warn", "raise")
+"""Accepted values of ``on_nonfinite``."""
+
+
+@dataclass(frozen=True)
+class SamplingConfig(AnytimeConfig):
+    """The settings every sampling optimiser's config shares (keyword-only, after its own).
+
+    Attributes:
+        plan_budget_ms: see :class:`~mbrl.planners.deadline.AnytimeConfig` (default None).
+        on_nonfinite: what happens when every candidate of a problem scores a non-finite
+            return (a model predicting NaN, a reward overflowing): ``"warn"`` (default) warns
+            with a ``RuntimeWarning`` and returns the problem's initial sequence (the warm
+            start); ``"raise"`` raises :class:`~mbrl.planners.base.PlanningNonFiniteError`.
+    """
+
+    on_nonfinite: str = field(default="warn", kw_only=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.on_nonfinite not in NONFINITE_ACTIONS:
+            raise ValueError(
+                f"on_nonfinite must be one of {NONFINITE_ACTIONS}, got {self.on_nonfinite!r}"
+            )
+
+
+@dataclass(frozen=True)
+class OptimizerRun:
+    """What the last :meth:`TrajectoryOptimizer.optimize` call did.
+
+    Attributes:
+        iterations: iterations (or, for random shooting, chunks) run.
+        stopped_early: the deadline ended it before the configured amount of work.
+    """
+
+    iterations: int
+    stopped_early: bool
+
 
 Objective = Callable[[Tensor], Tensor]
 """``objective(candidates (K, H, A)) -> scores (K,)``, higher is better (one problem)."""
@@ -45,6 +95,7 @@ class TrajectoryOptimizer(ABC):
         self.low = low
         self.high = high
         self.generator = generator
+        self.last_run = OptimizerRun(0, False)
 
     @property
     def device(self) -> torch.device:
@@ -65,6 +116,7 @@ class TrajectoryOptimizer(ABC):
         objective: Objective | BatchObjective,
         initial: Tensor,
         generators: Generators | None = None,
+        deadline: Deadline | None = None,
     ) -> Tensor:
         """Maximise ``objective`` from ``initial``: ``(H, A)`` for one problem, ``(B, H, A)``
         for a batch (then ``objective`` is a :data:`BatchObjective`).
@@ -75,6 +127,8 @@ class TrajectoryOptimizer(ABC):
             generators: randomness: one generator for all rows or one per row (default: this
                 optimiser's ``generator``). Row ``b`` with ``generators[b]`` gives what a
                 single-problem call with that generator gives.
+            deadline: checked between iterations (default: one started now from the config's
+                ``plan_budget_ms``, if any). :attr:`last_run` says how much work was done.
 
         Returns:
             The best sequences, shaped like ``initial``, inside the bounds.
@@ -82,6 +136,8 @@ class TrajectoryOptimizer(ABC):
         Raises:
             ValueError: ``initial`` not ``(H, A)`` / ``(B, H, A)`` with this optimiser's ``A``, or
                 a generator list of the wrong length.
+            PlanningNonFiniteError: every candidate of a problem scored non-finite, with
+                ``on_nonfinite="raise"``.
         """
         a_dim = self.low.shape[0]
         if initial.ndim not in (2, 3) or initial.shape[-1] != a_dim:
@@ -96,27 +152,86 @@ class TrajectoryOptimizer(ABC):
                 f"generators must hold one generator per problem, got {len(gens)} for initial "
                 f"of shape {tuple(initial.shape)}"
             )
+        if deadline is None:
+            deadline = Deadline(self.plan_budget_ms, self.device)
         start = initial.to(self.device, torch.float32)
-        if initial.ndim == 3:
-            return self.optimize_batch(objective, start, gens)
-        single = objective
-        return self.optimize_batch(lambda c: single(c[0]).unsqueeze(0), start.unsqueeze(0), gens)[0]
+        batch = start if initial.ndim == 3 else start.unsqueeze(0)
+        score = objective
+        if initial.ndim == 2:
+            single = objective
+            score = lambda c: single(c[0]).unsqueeze(0)  # noqa: E731
+        checked = _FiniteCheck(score, batch.shape[0], self.device)
+        best = self.optimize_batch(checked, batch, gens, deadline)
+        best = self._keep_initial_where_nonfinite(best, batch, checked.seen_finite)
+        return best if initial.ndim == 3 else best[0]
+
+    @property
+    def plan_budget_ms(self) -> float | None:
+        """The config's ``plan_budget_ms`` (None: no budget, or a config without one)."""
+        return getattr(getattr(self, "config", None), "plan_budget_ms", None)
 
     @abstractmethod
     def optimize_batch(
-        self, objective: BatchObjective, initial: Tensor, generators: Generators
+        self,
+        objective: BatchObjective,
+        initial: Tensor,
+        generators: Generators,
+        deadline: Deadline,
     ) -> Tensor:
         """Maximise ``B`` problems at once from ``initial (B, H, A)``; returns ``(B, H, A)``.
 
         ``generators``: one generator for all rows (one draw for the batch) or one per row.
-        Called by :meth:`optimize`, which checks the shapes.
+        ``deadline``: checked between iterations (after the first); set :attr:`last_run`.
+        ``objective``'s scores come back with every non-finite score as ``-inf``.
+        Called by :meth:`optimize`, which checks the shapes and handles problems whose every
+        candidate scored non-finite.
         """
+
+    def _keep_initial_where_nonfinite(self, best: Tensor, initial: Tensor, seen: Tensor) -> Tensor:
+        """``best (B, H, A)``, with ``initial``'s row wherever no candidate scored finite."""
+        bad = ~seen
+        if not bool(bad.any()):  # one host sync per call, not per iteration
+            return best
+        rows = torch.nonzero(bad).flatten().tolist()
+        which = (
+            f"problem(s) {rows} of {initial.shape[0]}" if initial.shape[0] > 1 else "the problem"
+        )
+        message = (
+            f"{type(self).__name__}: every candidate action sequence of {which} scored a "
+            "non-finite return (NaN or inf), so the plan is no better than chance. Check the "
+            "dynamics model (NaN/inf predictions: was it fitted, on finite data?), the reward "
+            "and the termination functions."
+        )
+        if getattr(getattr(self, "config", None), "on_nonfinite", "warn") == "raise":
+            raise PlanningNonFiniteError(message)
+        warnings.warn(
+            f"{message} Returning the initial sequence (the warm start) instead; "
+            "on_nonfinite='raise' makes this an error.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return torch.where(bad[:, None, None], self.clamp(initial), best)
 
     def reset(self) -> None:
         """Forget state carried between calls (e.g. kept elites)."""
 
     def shift(self, steps: int = 1) -> None:
         """Advance carried state by ``steps`` time steps (after the agent executed them)."""
+
+
+class _FiniteCheck:
+    """Wraps a batch objective: every non-finite score becomes ``-inf`` (ranked last), and
+    ``seen_finite (B,)`` (on the device, no sync) records which problems ever scored finite."""
+
+    def __init__(self, objective: BatchObjective, rows: int, device: torch.device) -> None:
+        self.objective = objective
+        self.seen_finite = torch.zeros(rows, dtype=torch.bool, device=device)
+
+    def __call__(self, candidates: Tensor) -> Tensor:
+        scores = self.objective(candidates)
+        finite = torch.isfinite(scores)
+        self.seen_finite |= finite.any(1)
+        return torch.where(finite, scores, torch.full_like(scores, -torch.inf))
 
 
 def shift_sequences(seqs: Tensor, steps: int, pad: Tensor) -> Tensor:

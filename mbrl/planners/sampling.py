@@ -74,6 +74,11 @@ class SamplingPlanner(Planner):
         self.warm_start = warm_start
         self._previous: Tensor | None = None  # (B, H, A), already shifted by advance()
 
+    @property
+    def plan_budget_ms(self) -> float | None:
+        """The optimiser config's ``plan_budget_ms`` (None: no budget)."""
+        return self.optimizer.plan_budget_ms
+
     def reset(self) -> None:
         """Forget the warm start and the optimiser's carried state."""
         self._previous = None
@@ -136,19 +141,34 @@ class SamplingPlanner(Planner):
             generators: the optimiser's randomness, one generator per row (or one for all);
                 default: the optimiser's generator.
 
+        With the optimiser config's ``plan_budget_ms`` the optimiser stops iterating when the
+        budget is spent (:mod:`mbrl.planners.deadline`); each call is recorded in
+        :attr:`plan_stats`.
+
         Raises:
+            TypeError: ``obs`` is not numeric (e.g. a string).
             ValueError: ``obs`` not ``(O,)`` / ``(B, O)``, or holding NaN/inf; a list of
                 ``generators`` whose length is not ``B``.
+            PlanningNonFiniteError: every candidate scored non-finite, with the optimiser
+                config's ``on_nonfinite="raise"`` (by default a ``RuntimeWarning``).
         """
-        obs = torch.as_tensor(obs)
+        deadline = self.start_plan(self.optimizer.device)
         starts = as_obs_batch(obs, self.model.obs_dim, self.optimizer.device)
         rows = starts.shape[0]
         initial = self._initial(rows)
+        opt = self.optimizer
         if rows == 1:
             # The single-start objective: what compile_planner replaces.
             single = self.objective(starts[0])
-            plan = self.optimizer.optimize(single, initial[0], generators).unsqueeze(0)
+            plan = opt.optimize(single, initial[0], generators, deadline).unsqueeze(0)
         else:
-            plan = self.optimizer.optimize(self.objective(starts), initial, generators)
+            plan = opt.optimize(self.objective(starts), initial, generators, deadline)
         self._previous = plan
-        return plan[0] if obs.ndim == 1 else plan
+        self.finish_plan(deadline, opt.last_run.iterations, opt.last_run.stopped_early)
+        return plan[0] if _single(obs) else plan
+
+
+def _single(obs: object) -> bool:
+    """Whether validated ``obs`` was one observation ``(O,)`` rather than a batch."""
+    ndim = getattr(obs, "ndim", None)
+    return (ndim if ndim is not None else torch.as_tensor(obs).ndim) == 1

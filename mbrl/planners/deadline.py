@@ -1,0 +1,194 @@
+"""Planning deadlines: every planner is anytime under an optional per-call budget.
+
+A planner's config carries ``plan_budget_ms`` (from :class:`AnytimeConfig`, keyword-only,
+default ``None`` = no budget; ``--planner-opt plan_budget_ms=80`` on the command line). Each
+``plan`` call starts a :class:`Deadline`; the planner checks it *between* units of work and
+stops when the budget is spent, returning the best plan so far. The units are:
+
+- CEM / iCEM / MPPI: optimiser iterations (at least one always runs);
+- random shooting: chunks of the population (``RandomShootingConfig.budget_chunks``; at
+  least one, with the warm start);
+- MCTS: search rounds of ``leaves_per_batch`` simulations (at least one);
+- iLQR: iterations (at least one); GP-MPC: L-BFGS-B iterations (at least one).
+
+The check reads :func:`time.perf_counter`; on a CUDA device it first synchronises, so queued
+kernels count against the budget. With no budget it does nothing (no clock, no sync), so an
+unbudgeted plan is exactly what it was before budgets existed. The work before the first check
+always runs, so a budget shorter than one unit is missed, not met.
+
+Every ``plan`` call appends a :class:`PlanRecord` (wall time, units done, whether the budget
+cut it short, whether it was missed) to the planner's :attr:`~mbrl.planners.base.Planner.
+plan_stats` (a :class:`PlanStats`), which the run loop reads per episode (``summary()``) and
+clears.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+def check_budget_ms(value: Any, name: str = "plan_budget_ms") -> None:
+    """Raise ``TypeError`` / ``ValueError`` naming ``name`` unless ``value`` is None or a finite
+    number of milliseconds ``> 0``."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(
+            f"{name} must be a number of milliseconds or None, got {type(value).__name__} {value!r}"
+        )
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number of milliseconds > 0, got {value}")
+
+
+@dataclass(frozen=True)
+class AnytimeConfig:
+    """The setting every planner config shares (a keyword-only field after its own).
+
+    Attributes:
+        plan_budget_ms: wall-clock budget of one ``plan`` call in milliseconds; the planner
+            stops iterating when it is spent and returns the best plan so far (see
+            :mod:`mbrl.planners.deadline`). ``None`` (default): no budget, the configured
+            amount of work always runs.
+    """
+
+    plan_budget_ms: float | None = field(default=None, kw_only=True)
+
+    def __post_init__(self) -> None:
+        check_budget_ms(self.plan_budget_ms)
+
+
+class Deadline:
+    """The budget of one plan call, started when constructed.
+
+    Args:
+        budget_ms: milliseconds allowed (None: unlimited; :meth:`expired` is then always
+            False and reads no clock).
+        device: where the planner's kernels run; on CUDA :meth:`expired` and
+            :meth:`elapsed_s` synchronise it first (call them between iterations only).
+    """
+
+    __slots__ = ("budget_ms", "device", "start", "_cuda")
+
+    def __init__(self, budget_ms: float | None, device: torch.device | str | None = None) -> None:
+        check_budget_ms(budget_ms)
+        self.budget_ms = None if budget_ms is None else float(budget_ms)
+        self.device = torch.device(device) if device is not None else None
+        self._cuda = self.device is not None and self.device.type == "cuda"
+        self.start = time.perf_counter()
+
+    @property
+    def limited(self) -> bool:
+        """True when there is a budget."""
+        return self.budget_ms is not None
+
+    def elapsed_s(self) -> float:
+        """Seconds since the start (after a device sync on CUDA)."""
+        if self._cuda:
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter() - self.start
+
+    def expired(self) -> bool:
+        """True when the budget is spent (always False without a budget)."""
+        if self.budget_ms is None:
+            return False
+        return 1e3 * self.elapsed_s() >= self.budget_ms
+
+
+@dataclass(frozen=True)
+class PlanRecord:
+    """One ``plan`` call.
+
+    Attributes:
+        seconds: wall time of the call (device synchronised at its end on CUDA).
+        budget_ms: the budget it ran under (None: none).
+        work: units of work done (optimiser iterations, shooting chunks, MCTS simulations,
+            iLQR / L-BFGS-B iterations; see :mod:`mbrl.planners.deadline`).
+        stopped_early: the budget ended the work before the configured amount was done.
+    """
+
+    seconds: float
+    budget_ms: float | None
+    work: int
+    stopped_early: bool
+
+    @property
+    def ms(self) -> float:
+        """Wall time in milliseconds."""
+        return 1e3 * self.seconds
+
+    @property
+    def missed(self) -> bool:
+        """The call took longer than its budget (never with no budget)."""
+        return self.budget_ms is not None and self.ms > self.budget_ms
+
+
+@dataclass
+class PlanStats:
+    """The :class:`PlanRecord` of every ``plan`` call since the last :meth:`clear`.
+
+    The run loop clears it at the start of each MPC episode and writes :meth:`summary` with
+    the episode's metrics; a long-lived deployment should clear it as often.
+    """
+
+    records: list[PlanRecord] = field(default_factory=list)
+
+    def add(self, record: PlanRecord) -> None:
+        """Append ``record``."""
+        self.records.append(record)
+
+    def clear(self) -> None:
+        """Forget every record."""
+        self.records.clear()
+
+    @property
+    def last(self) -> PlanRecord | None:
+        """The latest record (None before the first plan)."""
+        return self.records[-1] if self.records else None
+
+    @property
+    def ms(self) -> list[float]:
+        """Wall time of each call, milliseconds."""
+        return [r.ms for r in self.records]
+
+    @property
+    def deadline_misses(self) -> int:
+        """Calls that took longer than their budget."""
+        return sum(r.missed for r in self.records)
+
+    def summary(self) -> dict[str, float | int | None]:
+        """JSON-ready figures: ``plan_calls``, ``plan_ms_mean``, ``plan_ms_median``,
+        ``plan_ms_p99``, ``plan_ms_max`` (NaN with no calls), ``deadline_misses``,
+        ``stopped_early`` (calls the budget cut short) and ``plan_budget_ms`` (the budget of
+        the latest call; None: none)."""
+        ms = sorted(self.ms)
+        nan = float("nan")
+
+        def quantile(q: float) -> float:
+            # Nearest rank, so p99 of 100 calls is the 99th slowest, not an interpolation.
+            return ms[min(len(ms) - 1, max(0, math.ceil(q * len(ms)) - 1))] if ms else nan
+
+        last = self.last
+        return {
+            "plan_calls": len(ms),
+            "plan_ms_mean": sum(ms) / len(ms) if ms else nan,
+            "plan_ms_median": quantile(0.5),
+            "plan_ms_p99": quantile(0.99),
+            "plan_ms_max": ms[-1] if ms else nan,
+            "deadline_misses": self.deadline_misses,
+            "stopped_early": sum(r.stopped_early for r in self.records),
+            "plan_budget_ms": None if last is None else last.budget_ms,
+        }
+
+
+__all__ = [
+    "AnytimeConfig",
+    "Deadline",
+    "PlanRecord",
+    "PlanStats",
+    "check_budget_ms",
+]
