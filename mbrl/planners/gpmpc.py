@@ -69,6 +69,7 @@ from mbrl.models.gp.belief import (
 )
 from mbrl.models.gp.moments import GaussianState
 from mbrl.planners.base import Planner, as_obs_tensor
+from mbrl.planners.deadline import AnytimeConfig
 from mbrl.planners.optimizer import shift_sequences
 from mbrl.planners.registry import PlannerContext, register_planner
 from mbrl.rollout.core import simulate
@@ -82,8 +83,10 @@ _FLOOR = -1e12  # what L-BFGS-B sees for a sequence ranked -inf (it needs finite
 
 
 @dataclass(frozen=True)
-class GPMPCConfig:
-    """Settings of :class:`GPMPC`.
+class GPMPCConfig(AnytimeConfig):
+    """Settings of :class:`GPMPC` (and, keyword-only, ``plan_budget_ms`` of
+    :class:`~mbrl.planners.deadline.AnytimeConfig`: L-BFGS-B stops once it is spent, after
+    its first iteration, and the iterate so far is returned).
 
     Attributes:
         propagation: belief propagation: ``linearization`` (default; cheap, any kernel),
@@ -121,6 +124,7 @@ class GPMPCConfig:
     warm_start: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.propagation not in METHODS:
             raise ValueError(f"propagation must be one of {METHODS}, got {self.propagation!r}")
         if self.reward_expectation not in EXPECTATIONS:
@@ -308,6 +312,7 @@ class GPMPC(Planner):
     def plan(self, obs: Tensor) -> Tensor:
         """Optimise the ``(H, A)`` sequence from ``obs (O,)``; returns float32 actions in bounds."""
         start_time = time.perf_counter()
+        deadline = self.start_plan(self.low.device)
         device = self.low.device
         obs = as_obs_tensor(obs, self.model.obs_dim, device).to(_DTYPE)
         x0_t = self._initial_guesses()
@@ -332,15 +337,30 @@ class GPMPC(Planner):
         iters = (
             self.config.iterations if self._previous is not None else self.config.first_iterations
         )
-        res = scipy.optimize.minimize(
-            fun,
-            x0_t.reshape(-1).cpu().numpy(),
-            jac=True,
-            method="L-BFGS-B",
-            bounds=list(zip(lo, hi, strict=True)),
-            options={"maxiter": iters, "maxfun": 2 * iters + 10},
-        )
-        best_x = torch.tensor(np.clip(res.x, lo, hi), dtype=_DTYPE, device=device).view(shape)
+        iterate = {"x": x0_t.reshape(-1).cpu().numpy(), "nit": 0}
+
+        def on_iteration(xk: np.ndarray) -> None:
+            iterate["x"], iterate["nit"] = np.array(xk), iterate["nit"] + 1
+            if iterate["nit"] < iters and deadline.expired():
+                raise _OutOfTime
+
+        cut_short = False
+        try:
+            res = scipy.optimize.minimize(
+                fun,
+                iterate["x"],
+                jac=True,
+                method="L-BFGS-B",
+                bounds=list(zip(lo, hi, strict=True)),
+                options={"maxiter": iters, "maxfun": 2 * iters + 10},
+                callback=on_iteration,
+            )
+            x_end, nit = res.x, int(res.nit)
+        except _OutOfTime:
+            # The callback exception works with every scipy version (StopIteration only in
+            # scipy >= 1.11); L-BFGS-B's iterates only improve, so the last one is the best.
+            x_end, nit, cut_short = iterate["x"], int(iterate["nit"]), True
+        best_x = torch.tensor(np.clip(x_end, lo, hi), dtype=_DTYPE, device=device).view(shape)
         with torch.no_grad():
             values, viol = self.evaluate(obs, best_x)
         best = int(torch.argmax(values))
@@ -348,13 +368,18 @@ class GPMPC(Planner):
         self._previous = plan.detach().clone()
         self.last_info = {
             "objective": float(values[best]),
-            "iterations": float(res.nit),
+            "iterations": float(nit),
             "evaluations": float(n_eval),
             "seconds": time.perf_counter() - start_time,
             "chance_violation": float(viol[best]),
             "best_restart": float(best),
         }
+        self.finish_plan(deadline, nit, cut_short)
         return plan.to(torch.float32)
+
+
+class _OutOfTime(Exception):
+    """Raised by the L-BFGS-B callback when the plan's budget is spent."""
 
 
 def _build(ctx: PlannerContext) -> GPMPC:

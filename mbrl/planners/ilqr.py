@@ -37,7 +37,8 @@ import torch
 from torch import Tensor
 
 from mbrl.models.base import DIFFERENTIABLE, EXPECTATION, DynamicsModel
-from mbrl.planners.base import Planner, as_obs_tensor
+from mbrl.planners.base import Planner, PlanningNonFiniteError, as_obs_tensor
+from mbrl.planners.deadline import AnytimeConfig, Deadline
 from mbrl.planners.ilqr_boxqp import box_qp
 from mbrl.planners.ilqr_derivatives import (
     Derivatives,
@@ -61,13 +62,15 @@ __all__ = [
 ]
 
 
-class ILQRNonFiniteError(RuntimeError):
+class ILQRNonFiniteError(PlanningNonFiniteError):
     """A plan hit a non-finite cost or dynamics Jacobian and was aborted."""
 
 
 @dataclass(frozen=True)
-class ILQRConfig:
-    """Settings of :class:`ILQR`.
+class ILQRConfig(AnytimeConfig):
+    """Settings of :class:`ILQR` (and, keyword-only, ``plan_budget_ms`` of
+    :class:`~mbrl.planners.deadline.AnytimeConfig`: :meth:`ILQR.plan` stops iterating once it
+    is spent, after the first iteration, and returns the trajectory so far).
 
     Attributes:
         max_iterations: iLQR iterations per warm-started plan (default 10).
@@ -111,6 +114,7 @@ class ILQRConfig:
     on_nonfinite: str = "warn"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_positive_int(self.max_iterations, "max_iterations")
         check_positive_int(self.cold_iterations, "cold_iterations")
         check_positive_int(self.line_search_steps, "line_search_steps")
@@ -269,6 +273,7 @@ class ILQR(Planner):
             generator = torch.Generator(device=low.device).manual_seed(0)
         self.generator = generator
         self._previous: Tensor | None = None
+        self._cut_short = False
 
     # ------------------------------------------------------------------ planner API
     def reset(self) -> None:
@@ -303,6 +308,7 @@ class ILQR(Planner):
         ``iterations == 0`` and ``converged == False``, after a warning (or
         :class:`ILQRNonFiniteError` with ``on_nonfinite="raise"``).
         """
+        deadline = self.start_plan(self.low.device)
         obs = as_obs_tensor(obs, self.model.obs_dim, self.low.device)
         warm = self._previous is not None
         u_init = self._previous if warm else self._mid_sequence(1)[0]
@@ -313,10 +319,12 @@ class ILQR(Planner):
                 u_init.unsqueeze(0),
                 iterations,
                 0 if warm else self.config.restarts,
+                deadline,
             )[0]
         except ILQRNonFiniteError as err:
             fallback = u_init
             self._previous = fallback
+            self.finish_plan(deadline, 0, False)
             if self.config.on_nonfinite == "raise":
                 raise
             warnings.warn(
@@ -335,6 +343,7 @@ class ILQR(Planner):
                 converged=torch.tensor(False),
             )
         self._previous = sol.u_bar
+        self.finish_plan(deadline, int(sol.iterations), self._cut_short)
         return sol
 
     # ------------------------------------------------------------------ batched solver
@@ -345,6 +354,7 @@ class ILQR(Planner):
         *,
         max_iterations: int | None = None,
         restarts: int = 0,
+        deadline: Deadline | None = None,
     ) -> ILQRSolution:
         """Solve ``B`` problems at once from start observations ``obs (B, O)``.
 
@@ -355,6 +365,8 @@ class ILQR(Planner):
             max_iterations: iteration limit (default ``config.cold_iterations``).
             restarts: extra random initial sequences per problem, solved in the same batch;
                 each problem keeps its lowest-cost result.
+            deadline: stop iterating when it expires, after the first iteration (default: no
+                deadline; the config's ``plan_budget_ms`` applies to :meth:`plan` only).
 
         Returns:
             :class:`ILQRSolution` with leading dim ``B``.
@@ -377,10 +389,12 @@ class ILQR(Planner):
         check_positive_int(restarts, "restarts", minimum=0)
         iters = self.config.cold_iterations if max_iterations is None else max_iterations
         check_positive_int(iters, "max_iterations")
-        return self._solve(obs, u_init, iters, restarts)
+        return self._solve(obs, u_init, iters, restarts, deadline or Deadline(None))
 
     # ------------------------------------------------------------------ internals
-    def _solve(self, obs: Tensor, u_init: Tensor, iters: int, restarts: int) -> ILQRSolution:
+    def _solve(
+        self, obs: Tensor, u_init: Tensor, iters: int, restarts: int, deadline: Deadline
+    ) -> ILQRSolution:
         """:meth:`solve` on validated ``obs (B, O)`` and ``u_init (B, H, A)``."""
         b = obs.shape[0]
         obs = obs.to(self.low.device, torch.float32)
@@ -388,7 +402,7 @@ class ILQR(Planner):
             u_init = torch.cat([u_init, self._random_sequences(restarts * b)])
             obs = obs.repeat(restarts + 1, 1)
         with torch.no_grad():
-            sol = self._optimise(obs, self._clamp(u_init), iters)
+            sol = self._optimise(obs, self._clamp(u_init), iters, deadline)
         if restarts:
             best = sol.cost.view(restarts + 1, b).argmin(0) * b + torch.arange(b, device=obs.device)
             sol = sol[best]
@@ -569,7 +583,9 @@ class ILQR(Planner):
         ok = ok & torch.isfinite(dv1) & torch.isfinite(dv2)
         return k, K, dv1, dv2, ok
 
-    def _optimise(self, obs: Tensor, u_init: Tensor, max_iterations: int) -> ILQRSolution:
+    def _optimise(
+        self, obs: Tensor, u_init: Tensor, max_iterations: int, deadline: Deadline
+    ) -> ILQRSolution:
         cfg = self.config
         x0 = self._initial_state(obs)
         b, h, a = u_init.shape
@@ -591,7 +607,8 @@ class ILQR(Planner):
         k_prev = torch.zeros(b, h, a, dtype=dtype, device=dev)
         gains = torch.zeros(b, h, a, s, dtype=dtype, device=dev)
         derivs: Derivatives | None = None
-        for _ in range(max_iterations):
+        self._cut_short = False  # set when the deadline ends the iterations
+        for it in range(max_iterations):
             if not bool(active.any()):
                 break
             if derivs is None:
@@ -629,6 +646,9 @@ class ILQR(Planner):
                     derivs = None
             converged = converged | small
             active = active & ~converged & (mu <= cfg.reg_max)
+            if it + 1 < max_iterations and deadline.expired() and bool(active.any()):
+                self._cut_short = True
+                break
         return ILQRSolution(
             x_bar=traj.x,
             u_bar=traj.u,

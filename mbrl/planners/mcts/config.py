@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from mbrl.planners.deadline import AnytimeConfig
 from mbrl.validation import check_positive_int
 
 _SELECTIONS = ("auto", "puct", "uct")
@@ -21,8 +22,11 @@ _ROLLOUT_POLICIES = ("uniform", "hold")
 
 
 @dataclass(frozen=True)
-class MCTSConfig:
-    """Settings of :class:`MCTS` (``mbrl run --planner mcts --planner-opt KEY=VALUE``).
+class MCTSConfig(AnytimeConfig):
+    """Settings of :class:`MCTS` (``mbrl run --planner mcts --planner-opt KEY=VALUE``), and,
+    keyword-only, ``plan_budget_ms`` of :class:`~mbrl.planners.deadline.AnytimeConfig`: a
+    search stops simulating once it is spent, after its first round of ``leaves_per_batch``
+    simulations, and acts on the visits so far.
 
     Attributes:
         num_simulations: simulations (leaf evaluations) per search (default 100).
@@ -119,6 +123,7 @@ class MCTSConfig:
     termination: str = "hard"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_positive_int(self.num_simulations, "num_simulations")
         check_positive_int(self.leaves_per_batch, "leaves_per_batch")
         check_positive_int(self.rollout_depth, "rollout_depth", minimum=0)

@@ -40,7 +40,8 @@ import torch
 from torch import Tensor
 
 from mbrl.models.base import DynamicsModel
-from mbrl.planners.base import Planner, as_obs_tensor
+from mbrl.planners.base import Planner, as_float_obs, as_obs_tensor
+from mbrl.planners.deadline import Deadline
 from mbrl.planners.mcts.config import MCTSConfig
 from mbrl.planners.mcts.evaluation import Evaluator, PriorFn, RolloutFn, ValueFn
 from mbrl.planners.mcts.numpy_descent import SelectParams
@@ -266,14 +267,20 @@ class MCTS(Planner):
         Row 0 is the chosen action (one-hot for Discrete spaces); further rows follow the
         most-visited children.
 
+        With ``config.plan_budget_ms`` the search stops simulating when the budget is spent
+        (after its first round); the call is recorded in :attr:`plan_stats` (work =
+        simulations run).
+
         Raises:
+            TypeError: ``obs`` is not numeric.
             ValueError: ``obs`` is not ``(O,)``, holds NaN/inf, or the model rejects it.
         """
+        deadline = self.start_plan(self.device)
         obs = as_obs_tensor(obs, self.model.obs_dim, self.device)
         tree = self._reused_tree(obs)
         if tree is None:
             tree = self._evaluator.root(obs.unsqueeze(0), self.config.num_simulations + 1)
-        out = self._run(tree)
+        out = self._run(tree, deadline)
         child = int(tree.children[0, 0, int(out.slot[0])])
         rows = [out.action[0]]
         node = child
@@ -286,18 +293,24 @@ class MCTS(Planner):
             rows.append(slot_actions(tree, zero, torch.tensor([node]), torch.tensor([s]))[0])
             node = int(tree.children[0, node, s])
         self._last = (tree, child)
-        return torch.stack(rows)
+        plan = torch.stack(rows)
+        simulations = int(out.simulations[0])
+        self.finish_plan(deadline, simulations, simulations < self.config.num_simulations)
+        return plan
 
     @torch.no_grad()
     def search(self, obs: Tensor) -> SearchOutput:
-        """Run ``B`` independent searches from ``obs (B, O)`` (no tree reuse).
+        """Run ``B`` independent searches from ``obs (B, O)`` (no tree reuse), each stopping
+        early when ``config.plan_budget_ms`` is spent (not recorded in :attr:`plan_stats`).
 
         Raises:
+            TypeError: ``obs`` is not numeric.
             ValueError: ``obs`` is not ``(B, O)`` or is non-finite (the model's check).
         """
-        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        deadline = self.start_plan(self.device)
+        obs = as_float_obs(obs, f"(B, {self.model.obs_dim})").to(self.device)
         self.model.check_obs(obs)
-        return self._run(self._evaluator.root(obs, self.config.num_simulations + 1))
+        return self._run(self._evaluator.root(obs, self.config.num_simulations + 1), deadline)
 
     # ------------------------------------------------------------------- internals
     def _reused_tree(self, obs: Tensor) -> Tree | None:
@@ -348,14 +361,15 @@ class MCTS(Planner):
         )
         return tie, actions
 
-    def _run(self, tree: Tree) -> SearchOutput:
-        """Simulate until every root got ``num_simulations`` simulations; pick actions."""
+    def _run(self, tree: Tree, deadline: Deadline) -> SearchOutput:
+        """Simulate until every root got ``num_simulations`` simulations (or ``deadline``
+        expired); pick actions."""
         cfg = self.config
         bsz = tree.batch_size
         if self.codec.discrete and cfg.dirichlet_fraction > 0:
             add_root_noise(tree, cfg.dirichlet_alpha, cfg.dirichlet_fraction, self.generator)
         counted, descents, collisions = run_simulations(
-            tree, self._spec, partial(self._draw, tree), self._evaluator.expand
+            tree, self._spec, partial(self._draw, tree), self._evaluator.expand, deadline
         )
         slot, visits, q = choose_root_slots(tree, cfg.temperature, self.generator)
         ar = torch.arange(bsz, device=self.device)

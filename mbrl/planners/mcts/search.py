@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mbrl.planners.deadline import Deadline
 from mbrl.planners.mcts.numpy_descent import SelectParams, descend_numpy
 from mbrl.planners.mcts.select import (
     dirichlet_noise,
@@ -293,9 +294,10 @@ def search_round(
 
 
 def run_simulations(
-    tree: Tree, spec: SearchSpec, draw: Draw, expand: Expand
+    tree: Tree, spec: SearchSpec, draw: Draw, expand: Expand, deadline: Deadline | None = None
 ) -> tuple[Tensor, int, int]:
-    """Rounds until every root of ``tree`` got ``num_simulations`` simulations.
+    """Rounds until every root of ``tree`` got ``num_simulations`` simulations, or until
+    ``deadline`` expires (checked after each round, so at least one round runs).
 
     Returns:
         ``(simulations (B,), descents, collisions)``.
@@ -305,6 +307,8 @@ def run_simulations(
     while bool((counted < spec.num_simulations).any()):
         d, c = search_round(tree, counted, spec, draw, expand)
         descents, collisions = descents + d, collisions + c
+        if deadline is not None and deadline.expired():
+            break
     return counted, descents, collisions
 
 
