@@ -18,8 +18,12 @@ the plan calls). It is the arithmetic a call cannot avoid, so ``bare(B) / bare(1
 smallest ratio to B = 1 any implementation of this planner at this shape can reach on the
 machine, and ``plan / bare`` is the planner's overhead over the raw matmuls.
 
+``--clock cpu`` times with the process's CPU time instead of the wall clock: on a machine
+shared with other jobs it counts only this process's work (use it with ``--threads 1``, where
+no thread spins waiting for another that the other jobs pushed off its core).
+
 Usage: python scripts/bench_batched_cem.py [--batches 1 8 64] [--repeats 7 5 3]
-    [--warmup 1 1 1] [--iterations 5] [--threads 2] [--device cpu]
+    [--warmup 1 1 1] [--iterations 5] [--threads 2] [--device cpu] [--clock wall|cpu]
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import argparse
 import math
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -69,6 +74,7 @@ def time_batches(
     warmup: list[int],
     device: torch.device,
     iterations: int = ITERATIONS,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[tuple[str, int], float]:
     """Median seconds per ``plan`` call (``("plan", B)``) and per bare-network equivalent
     (``("bare", B)``) of each batch size, after its warm-up calls."""
@@ -85,18 +91,18 @@ def time_batches(
     def call(b: int) -> float:
         planners[b].advance(1)  # as the agent does between plans
         synchronize(device)
-        start = time.perf_counter()
+        start = clock()
         planners[b].plan(starts[b])
         synchronize(device)
-        return time.perf_counter() - start
+        return clock() - start
 
     def bare(b: int) -> float:
         synchronize(device)
-        start = time.perf_counter()
+        start = clock()
         for _ in range(HORIZON * iterations):
             net(bare_in[b])
         synchronize(device)
-        return time.perf_counter() - start
+        return clock() - start
 
     for b, n in zip(batches, warmup, strict=True):
         for _ in range(n):
@@ -120,18 +126,27 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=ITERATIONS)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="wall clock (default) or this process's CPU time (fair on a shared machine)",
+    )
     args = parser.parse_args()
+    if args.clock == "cpu" and args.device != "cpu":
+        parser.error("--clock cpu times CPU runs only")
     warmup = args.warmup if args.warmup is not None else [1] * len(args.batches)
     if len(args.repeats) != len(args.batches) or len(warmup) != len(args.batches):
         parser.error("--repeats and --warmup need one count per batch size")
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    med = time_batches(args.batches, args.repeats, warmup, device, args.iterations)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    med = time_batches(args.batches, args.repeats, warmup, device, args.iterations, clock)
     ref = args.batches[0]
     print(
         f"CEM population {POPULATION}, H {HORIZON}, {PARTICLES} particles, {args.iterations} "
         f"iterations; 5 x (4 x 200) GaussianEnsemble, O=3, A=1; {device}, "
-        f"torch {torch.__version__}, {args.threads} threads"
+        f"torch {torch.__version__}, {args.threads} threads, {args.clock} clock"
     )
     print(
         f"| B | repeats | model rows | ms per call | ratio to B={ref} | ratio / (B/{ref}) "
