@@ -10,6 +10,7 @@ from torch import Tensor
 
 from mbrl.models.rssm.model import RSSM, LatentState
 from mbrl.planners.base import Planner
+from mbrl.planners.deadline import PlanStats
 from mbrl.spaces import ActionCodec
 
 
@@ -33,6 +34,8 @@ class BeliefAgent:
 
     Attributes:
         plan_seconds: wall time of each ``plan`` call since the last :meth:`reset`.
+        plan_stats: the planner's :class:`~mbrl.planners.deadline.PlanStats` (wall time,
+            work done and deadline misses of each ``plan`` call; not cleared by :meth:`reset`).
         state: the current belief, ``h (1, D)``, ``z (1, S)``.
     """
 
@@ -58,6 +61,11 @@ class BeliefAgent:
         self._low, self._high = low, high
         self.plan_seconds: list[float] = []
         self.reset()
+
+    @property
+    def plan_stats(self) -> PlanStats:
+        """The planner's record of its ``plan`` calls (see :mod:`mbrl.planners.deadline`)."""
+        return self.planner.plan_stats
 
     def reset(self) -> None:
         """New episode: zero belief and last action, planner warm start forgotten."""

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mbrl.planners.base import Planner
+from mbrl.planners.base import Planner, as_float_obs
+from mbrl.planners.deadline import PlanStats
 from mbrl.spaces import ActionCodec
 from mbrl.validation import check_positive_int
 
@@ -30,7 +31,10 @@ class MPCAgent:
         replan_every: steps between replans (default 1: full MPC).
 
     Attributes:
-        plan_seconds: wall time of each ``plan`` call so far.
+        plan_seconds: wall time of each replan so far (the planner's ``advance`` and ``plan``
+            and the host copy of the first action; cleared by the run loop per episode).
+        plan_stats: the planner's :class:`~mbrl.planners.deadline.PlanStats` (per ``plan``
+            call: wall time, work done, deadline missed under ``plan_budget_ms``).
     """
 
     def __init__(
@@ -53,6 +57,11 @@ class MPCAgent:
         self._step = 0
         self._executed = 0  # actions of the current plan executed so far
 
+    @property
+    def plan_stats(self) -> PlanStats:
+        """The planner's record of its ``plan`` calls (see :mod:`mbrl.planners.deadline`)."""
+        return self.planner.plan_stats
+
     def reset(self) -> None:
         """Start a new episode: drop the current plan and the planner's warm start."""
         self.planner.reset()
@@ -64,9 +73,10 @@ class MPCAgent:
         """Action for observation ``obs (O,)``.
 
         Raises:
-            ValueError: ``obs`` of the wrong shape or with NaN/inf (before any planning).
+            TypeError: ``obs`` is not numeric; ValueError: ``obs`` of the wrong shape or with
+                NaN/inf (before any planning).
         """
-        arr = np.asarray(obs, dtype=np.float32)
+        arr = as_float_obs(obs, f"({self.obs_dim},)").cpu().numpy()
         if arr.shape != (self.obs_dim,):
             raise ValueError(f"obs must have shape ({self.obs_dim},), got {arr.shape}")
         if not np.isfinite(arr).all():

@@ -18,6 +18,10 @@ the rod; ``gymnasium.make(..., size=64)`` for 64 x 64).
 ``mbrl/PointMassGoal-v0`` (:mod:`mbrl.envs.point_mass`): a 2-D goal-reaching point mass
 (obs ``(6,)``, action ``(2,)``) with no preset and no known task functions, for runs that
 learn reward and termination as a new user's env would.
+
+``mbrl/DictSteering-v0`` (:mod:`mbrl.envs.dict_steering`): beam steering observing a ``Dict``
+``{"bpm": (3,), "setpoint": (3,)}`` (action ``(3,)``), no preset and no known task functions;
+:func:`mbrl.agents.env_factory.make_env` flattens its observation to ``(6,)``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from mbrl.envs.awake import (
     make_awake_task_fns,
     tt43_response_matrix,
 )
+from mbrl.envs.dict_steering import DICT_STEERING_ENV_ID, DictSteeringEnv
 from mbrl.envs.observation_wrappers import (
     ActionRepeat,
     DropVelocity,
@@ -51,12 +56,14 @@ from mbrl.task_fns.registry import get_task_fns, register_task_fns
 
 __all__ = [
     "AWAKE_ENV_ID",
+    "DICT_STEERING_ENV_ID",
     "PENDULUM_NOVEL_ENV_ID",
     "PENDULUM_PIXELS_ENV_ID",
     "POINT_MASS_ENV_ID",
     "SPILL_ENV_ID",
     "ActionRepeat",
     "AwakeSteeringEnv",
+    "DictSteeringEnv",
     "DomainRandomization",
     "DropVelocity",
     "PixelObservation",

@@ -6,6 +6,9 @@
   ``(H, W, 3)`` (or ``(3, H, W)``), either from ``env.render()`` or from a shipped numpy renderer
   (:func:`render_pendulum`, no pygame needed).
 - :class:`ActionRepeat` repeats each action ``R`` times and sums the rewards (PlaNet).
+- :class:`FlattenDictObservation` flattens a ``Dict`` / ``Tuple`` observation into a float32
+  vector ``(O,)`` and records where each entry went (:class:`~mbrl.spaces.ObservationLayout`);
+  :func:`mbrl.agents.env_factory.make_env` applies it to every such env.
 
 Registered ids (see :mod:`mbrl.envs`): ``mbrl/PendulumNoVel-v0`` and ``mbrl/PendulumPixels-v0``.
 """
@@ -18,6 +21,7 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
+from mbrl.spaces import ObservationLayout
 from mbrl.validation import check_positive_int
 
 Renderer = Callable[[gym.Env, int], np.ndarray]
@@ -160,6 +164,45 @@ class ActionRepeat(gym.Wrapper):
             if terminated or truncated:
                 break
         return obs, total, terminated, truncated, info
+
+
+class FlattenDictObservation(gym.ObservationWrapper):
+    """A ``Dict`` / ``Tuple`` observation (of ``Box``, ``Discrete``, ``MultiBinary``,
+    ``MultiDiscrete``, nested) as one float32 vector ``(O,)``.
+
+    Attributes:
+        observation_layout: the :class:`~mbrl.spaces.ObservationLayout`: which slice holds
+            each entry (``layout.slice("bpm")``), JSON via ``layout.to_json()``; reachable
+            through any outer wrapper as ``env.get_wrapper_attr("observation_layout")``.
+
+    Observation space: ``Box((O,), float32)`` with each entry's bounds (``[0, 1]`` for one-hot
+    and binary entries).
+
+    Raises:
+        TypeError: the observation space is not a ``Dict`` / ``Tuple``, or holds a sub-space
+            with no fixed-size vector form (``Text``, ``Graph``, ``Sequence``...; the message
+            names its path).
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        space = env.observation_space
+        if not isinstance(space, gym.spaces.Dict | gym.spaces.Tuple):
+            raise TypeError(
+                f"FlattenDictObservation needs a Dict or Tuple observation space, got {space}"
+            )
+        self.observation_layout = ObservationLayout.from_space(space)
+        self.observation_space = self.observation_layout.flat_space(space)
+
+    def observation(self, observation: Any) -> np.ndarray:
+        """Nested dict / tuple observation -> ``(O,)`` float32."""
+        return self.observation_layout.flatten(observation)
+
+
+def needs_flattening(space: gym.Space) -> bool:
+    """True for the ``Dict`` / ``Tuple`` observation spaces :class:`FlattenDictObservation`
+    handles."""
+    return isinstance(space, gym.spaces.Dict | gym.spaces.Tuple)
 
 
 def make_pendulum_no_velocity(**kwargs: Any) -> gym.Env:
