@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from mbrl.commands.options import finite_float, int_at_least, output_dir
 from mbrl.dyna import DYNA_MAZE_ENV_ID
 from mbrl.dyna.mbpo import MBPOConfig, run_mbpo
 
@@ -36,35 +37,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--steps",
-        type=int,
+        type=int_at_least(1),
         default=defaults.total_steps,
         help="real env steps (default %(default)s); episodes for dynaq",
     )
     p.add_argument(
-        "--seed", type=int, default=defaults.seed, help="random seed (default %(default)s)"
+        "--seed",
+        type=int_at_least(0),
+        default=defaults.seed,
+        help="random seed (default %(default)s)",
     )
-    p.add_argument("--out", default=None, help="output directory (default: none)")
+    p.add_argument("--out", default=None, type=output_dir, help="output directory (default: none)")
     p.add_argument(
         "--utd",
-        type=int,
+        type=int_at_least(1),
         default=None,
         help="SAC gradient steps per env step (default 10 mbpo, 1 sac)",
     )
     p.add_argument(
         "--real-ratio",
-        type=float,
+        type=finite_float(minimum=0.0),
         default=defaults.real_ratio,
         help="real fraction of SAC minibatches (default %(default)s)",
     )
     p.add_argument(
         "--model-every",
-        type=int,
+        type=int_at_least(1),
         default=defaults.model_train_every,
         help="env steps between model refits and rollouts (default %(default)s)",
     )
     p.add_argument(
         "--rollout-length",
-        type=int,
+        type=int_at_least(1),
         nargs=2,
         default=None,
         metavar=("MIN", "MAX"),
@@ -72,13 +76,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--eval-every",
-        type=int,
+        type=int_at_least(1),
         default=defaults.eval_every,
         help="env steps between evaluations (default %(default)s)",
     )
     p.add_argument(
         "--planning-steps",
-        type=int,
+        type=int_at_least(0),
         default=50,
         help="dynaq: planning updates per step (default 50)",
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from mbrl.commands.options import parse_key_values
+from mbrl.commands.options import finite_float, int_at_least, output_dir, parse_key_values
 from mbrl.dyna.job import SB3_ALGOS, SurrogateJobConfig, build_surrogate
 
 
@@ -25,11 +25,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--env", default=defaults.env_id, help="gymnasium id (default %(default)s)")
     p.add_argument(
-        "--steps", type=int, default=defaults.steps, help="real transitions (default %(default)s)"
+        "--steps",
+        type=int_at_least(2),
+        default=defaults.steps,
+        help="real transitions (default %(default)s)",
     )
-    p.add_argument("--out", required=True, help="directory to write the surrogate to")
     p.add_argument(
-        "--seed", type=int, default=defaults.seed, help="random seed (default %(default)s)"
+        "--out", required=True, type=output_dir, help="directory to write the surrogate to"
+    )
+    p.add_argument(
+        "--seed",
+        type=int_at_least(0),
+        default=defaults.seed,
+        help="random seed (default %(default)s)",
     )
     p.add_argument(
         "--model",
@@ -65,19 +73,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--max-episode-steps",
-        type=int,
+        type=int_at_least(1),
         default=None,
         help="surrogate episode length (default: env's)",
     )
     p.add_argument(
         "--penalty",
-        type=float,
+        type=finite_float(minimum=0.0),
         default=0.0,
         help="MOPO uncertainty penalty on the reward (default %(default)s)",
     )
     p.add_argument(
         "--fit-steps",
-        type=int,
+        type=int_at_least(1),
         default=defaults.fit.max_steps,
         help="max model gradient steps (default %(default)s)",
     )

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from mbrl.data.buffer import RowBatch, TransitionBuffer
 from mbrl.models.base import DynamicsModel
-from mbrl.validation import check_fraction, check_positive_int
+from mbrl.util.configs import bounded, check_config
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,18 @@ class FitConfig:
     after each chunk. Counting steps rather than epochs keeps tiny early datasets from getting
     a handful of updates and large late ones from taking minutes.
 
+    Every field is checked when the config is made (:func:`~mbrl.util.configs.check_config`):
+    the counts are ints >= 1, NaN and infinities are refused, and a wrong type or value raises
+    a ``TypeError``/``ValueError`` naming the field.
+
     Attributes:
         max_steps: upper bound on gradient steps per call (default 1500).
         eval_every: gradient steps between held-out evaluations (default 100).
         batch_size: minibatch rows per member (default 128).
-        lr: Adam learning rate (default 1e-3).
-        weight_decay: Adam L2 penalty (default 5e-5).
-        holdout_frac: fraction of data held out for validation/early stopping (default 0.1).
+        lr: Adam learning rate, > 0 (default 1e-3).
+        weight_decay: Adam L2 penalty, >= 0 (default 5e-5).
+        holdout_frac: fraction of data held out for validation/early stopping, in [0, 1]
+            (default 0.1).
         max_holdout: cap on held-out rows (default 5000).
         patience: evaluations without held-out improvement before stopping (default 4).
         bootstrap: each ensemble member draws its own minibatches (default True); False gives
@@ -54,23 +59,19 @@ class FitConfig:
         progress: show a tqdm bar (default False).
     """
 
-    max_steps: int = 1500
-    eval_every: int = 100
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 5e-5
-    holdout_frac: float = 0.1
-    max_holdout: int = 5000
-    patience: int = 4
+    max_steps: int = bounded(1500, ge=1)
+    eval_every: int = bounded(100, ge=1)
+    batch_size: int = bounded(128, ge=1)
+    lr: float = bounded(1e-3, gt=0)
+    weight_decay: float = bounded(5e-5, ge=0)
+    holdout_frac: float = bounded(0.1, ge=0, le=1)
+    max_holdout: int = bounded(5000, ge=1)
+    patience: int = bounded(4, ge=1)
     bootstrap: bool = True
     progress: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "eval_every", "batch_size", "max_holdout", "patience"):
-            check_positive_int(getattr(self, name), name)
-        check_fraction(self.holdout_frac, "holdout_frac", allow_zero=True)
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        check_config(self)
 
 
 @dataclass
@@ -132,6 +133,27 @@ def _minibatch_indices(
     return idx.expand(members, batch)
 
 
+_SIZED_FIELDS = (("obs", "obs_dim"), ("next_obs", "obs_dim"), ("action", "action_dim"))
+"""Batch fields whose last size must equal a model attribute, when both exist."""
+
+
+def check_data_sizes(model: torch.nn.Module, batch: RowBatch) -> None:
+    """Raise ``ValueError`` naming both sizes when ``batch``'s ``obs``/``next_obs`` ``(N, O)``
+    or ``action`` ``(N, A)`` do not match ``model.obs_dim`` / ``model.action_dim`` (fields or
+    attributes that one side lacks are not checked)."""
+    for field_name, dim_name in _SIZED_FIELDS:
+        tensor = getattr(batch, field_name, None)
+        want = getattr(model, dim_name, None)
+        if not isinstance(tensor, Tensor) or tensor.ndim != 2 or not isinstance(want, int):
+            continue
+        if tensor.shape[1] != want:
+            raise ValueError(
+                f"fit: the data's {field_name} has size {tensor.shape[1]} (shape "
+                f"{tuple(tensor.shape)}) but {type(model).__name__} has {dim_name}={want}; "
+                "the model must be built for the data's sizes"
+            )
+
+
 def fit(
     model: DynamicsModel | torch.nn.Module,
     data: TransitionBuffer | RowBatch,
@@ -155,19 +177,23 @@ def fit(
         generator: randomness for the split and minibatches (seed 0 when omitted).
 
     Raises:
-        ValueError: with fewer than 2 transitions, or when the loss becomes non-finite (the
+        ValueError: with fewer than 2 transitions, data whose observation or action size is not
+            the model's (:func:`check_data_sizes`), or when the loss becomes non-finite (the
             weights from before the call are restored).
+        TypeError: a ``config`` that is not a :class:`FitConfig`.
     """
     cfg = config or FitConfig()
+    if not isinstance(cfg, FitConfig):
+        raise TypeError(f"fit: config must be a FitConfig, got {type(cfg).__name__}")
+    batch = data.all() if isinstance(data, TransitionBuffer) else data
+    check_data_sizes(model, batch)
     custom = getattr(model, "fit_transitions", None)
     if custom is not None:
         # Models with their own training (e.g. GPs by marginal likelihood) take the data as is.
-        batch = data.all() if isinstance(data, TransitionBuffer) else data
         return custom(batch, cfg, generator)
     if not any(p.requires_grad for p in model.parameters()):
         return FitReport()  # nothing to learn (known-physics models)
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
-    batch = data.all() if isinstance(data, TransitionBuffer) else data
     device = next(model.parameters()).device
     batch = batch.to(device)
     n = len(batch)

@@ -19,6 +19,7 @@ from mbrl.models.base import DynamicsModel
 from mbrl.models.checkpoint import load_checkpoint, save_checkpoint
 from mbrl.models.task_models import LearnedReward, LearnedTermination
 from mbrl.task_fns import RewardFn, TerminationFn, get_task_fns
+from mbrl.util.paths import check_output_dir
 
 SURROGATE_FORMAT = "mbrl-surrogate"
 SURROGATE_VERSION = 1
@@ -27,6 +28,22 @@ _MODEL_FILE = "model.pt"
 _REWARD_FILE = "reward_model.pt"
 _TERMINATION_FILE = "termination_model.pt"
 _STARTS_FILE = "start_states.pt"
+_SPACE_KEYS = {"Box": ("low", "high", "shape", "dtype"), "Discrete": ("n",)}
+
+_META_TYPES: dict[str, tuple[type, ...]] = {
+    "env_id": (str,),
+    "observation_space": (dict,),
+    "action_space": (dict,),
+    "max_episode_steps": (int, type(None)),
+    "uncertainty_penalty": (int, float),
+    "model_class": (str,),
+}
+_META_CHOICES: dict[str, tuple[str, ...]] = {
+    "reward": ("known", "learned"),
+    "termination": ("known", "none", "learned"),
+}
+"""What :func:`read_surrogate_metadata` requires of ``surrogate.json``: the JSON types, or the
+string values, allowed for each key."""
 
 
 def space_to_dict(space: gym.Space) -> dict[str, Any]:
@@ -52,18 +69,25 @@ def space_from_dict(data: dict[str, Any]) -> gym.Space:
     """Rebuild the space described by :func:`space_to_dict`.
 
     Raises:
-        ValueError: for a description that is not a Box or Discrete space.
+        ValueError: for a description that is not a Box or Discrete space, or one with a
+            missing or malformed entry (the message names it).
     """
     kind = data.get("type") if isinstance(data, dict) else None
-    if kind == "Box":
-        dtype = np.dtype(data["dtype"])
-        shape = tuple(data["shape"])
-        low = np.asarray(data["low"], dtype=np.float64).reshape(shape).astype(dtype)
-        high = np.asarray(data["high"], dtype=np.float64).reshape(shape).astype(dtype)
-        return gym.spaces.Box(low, high, shape, dtype)
-    if kind == "Discrete":
+    if kind not in _SPACE_KEYS:
+        raise ValueError(f"space description must be a Box or Discrete dict, got {data!r}")
+    missing = [k for k in _SPACE_KEYS[kind] if k not in data]
+    if missing:
+        raise ValueError(f"{kind} space description lacks {missing}")
+    try:
+        if kind == "Box":
+            dtype = np.dtype(data["dtype"])
+            shape = tuple(data["shape"])
+            low = np.asarray(data["low"], dtype=np.float64).reshape(shape).astype(dtype)
+            high = np.asarray(data["high"], dtype=np.float64).reshape(shape).astype(dtype)
+            return gym.spaces.Box(low, high, shape, dtype)
         return gym.spaces.Discrete(int(data["n"]), start=int(data.get("start", 0)))
-    raise ValueError(f"space description must be a Box or Discrete dict, got {data!r}")
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"malformed {kind} space description ({err}): {data!r}") from err
 
 
 # --------------------------------------------------------------------------- save / load
@@ -109,6 +133,7 @@ def save_surrogate(
         ValueError / TypeError: as :class:`SurrogateCore`, or ``known`` task functions that
             are not registered for ``env_id``.
     """
+    path = check_output_dir(directory, "save_surrogate: directory")
     known = get_task_fns(env_id)
     reward_fn, reward_kind = _resolve_reward(reward, known, env_id)
     term_fn, term_kind = _resolve_termination(termination, known, env_id)
@@ -123,7 +148,6 @@ def save_surrogate(
         max_episode_steps=max_episode_steps,
         uncertainty_penalty=uncertainty_penalty,
     )
-    path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     meta = {
         "format": SURROGATE_FORMAT,
@@ -188,7 +212,8 @@ def read_surrogate_metadata(directory: str | os.PathLike) -> dict[str, Any]:
     """The ``surrogate.json`` of a saved surrogate.
 
     Raises:
-        ValueError: missing directory/file, or not an mbrl surrogate of a known version.
+        ValueError: missing directory/file, not an mbrl surrogate of a known version, or a
+            required key missing or of the wrong type (the message names the file and key).
     """
     path = Path(directory)
     meta_path = path / _META_FILE
@@ -207,6 +232,18 @@ def read_surrogate_metadata(directory: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(
             f"{str(meta_path)!r} has version {meta.get('version')}, expected {SURROGATE_VERSION}"
         )
+    for key in (*_META_TYPES, *_META_CHOICES):
+        if key not in meta:
+            raise ValueError(f"{str(meta_path)!r} lacks the key {key!r}")
+        value = meta[key]
+        if key in _META_CHOICES:
+            ok, expected = value in _META_CHOICES[key], " or ".join(map(repr, _META_CHOICES[key]))
+        else:
+            types_ = _META_TYPES[key]
+            ok = isinstance(value, types_) and not isinstance(value, bool)
+            expected = " or ".join("null" if t is type(None) else t.__name__ for t in types_)
+        if not ok:
+            raise ValueError(f"{str(meta_path)!r}: {key!r} must be {expected}, got {value!r}")
     return meta
 
 
@@ -293,6 +330,18 @@ def _load_parts(directory: str | os.PathLike, device: str | torch.device) -> dic
     path = Path(directory)
     meta = read_surrogate_metadata(path)
     model, _ = load_checkpoint(path / _MODEL_FILE, device=device, expected_class=DynamicsModel)
+    if type(model).__name__ != meta["model_class"]:
+        raise ValueError(
+            f"{str(path / _MODEL_FILE)!r} holds a {type(model).__name__}, but "
+            f"{str(path / _META_FILE)!r} says 'model_class': {meta['model_class']!r}; the "
+            "files come from different surrogates"
+        )
+    spaces = {}
+    for key in ("observation_space", "action_space"):
+        try:
+            spaces[key] = space_from_dict(meta[key])
+        except ValueError as err:
+            raise ValueError(f"{str(path / _META_FILE)!r}: {key!r}: {err}") from err
     env_id = meta["env_id"]
     if meta["reward"] == "learned":
         reward_fn, _ = load_checkpoint(
@@ -320,8 +369,7 @@ def _load_parts(directory: str | os.PathLike, device: str | torch.device) -> dic
     return {
         "meta": meta,
         "model": model,
-        "observation_space": space_from_dict(meta["observation_space"]),
-        "action_space": space_from_dict(meta["action_space"]),
+        **spaces,
         "reward_fn": reward_fn,
         "termination_fn": term_fn,
         "start_states": starts,

@@ -1,0 +1,38 @@
+"""Checks of output paths made before any work, so a bad ``--out`` fails at once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def check_output_dir(path: str | os.PathLike, what: str = "") -> Path:
+    """``path`` as a :class:`~pathlib.Path` after checking a directory can be written there:
+    it is a directory or does not exist yet, its nearest existing ancestor is a directory, and
+    that one is writable. Nothing is created.
+
+    Args:
+        path: the directory to write into (created later by the caller).
+        what: the argument's name to start the messages with (e.g. ``"--out"``; default none).
+
+    Raises:
+        ValueError: naming ``what``, the path and the problem (a file, under a file, not
+            writable).
+    """
+    target = Path(path)
+    name = f"{what} {str(target)!r}".lstrip()
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"{name} is a file, not a directory")
+    ancestor = target
+    while not ancestor.exists():
+        if ancestor.parent == ancestor:
+            break
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise ValueError(
+            f"{name} cannot be created: {str(ancestor)!r} is a file, not a "
+            "directory"
+        )
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"{name}: {str(ancestor)!r} is not writable")
+    return target
