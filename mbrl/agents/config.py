@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,10 +33,15 @@ class RunConfig:
             ``mlp`` (default), a classifier over ``(obs, action, next_obs)``
             (:class:`~mbrl.models.task_models.LearnedTermination`), or ``box``, learned limits
             on the next observation (:class:`~mbrl.models.box_termination.BoxTermination`).
+            Setting it with ``reward="known"`` on an env with known task functions (where it
+            would be ignored) is an error; the env preset's value is not.
         episodes: MPC episodes after the seed episodes (default 10).
-        seed: seeds the env, the model initialisation, training and planning (default 0).
+        seed: seeds the env, the model initialisation, training and planning (default 0, at
+            least 0). Every episode reseeds all of them from ``(seed, episode index)``, so a
+            resumed run continues exactly as an uninterrupted one.
         device: ``cpu`` or ``cuda[:N]`` for models and planning (default ``cpu``).
-        out: directory for metrics, summary, checkpoints and buffer (default none).
+        out: directory for metrics, summary, checkpoints and buffer, written after every
+            episode (default none; see :mod:`mbrl.agents.writer`).
         seed_episodes: random-action episodes collected first (default 1); more are collected
             while the buffer holds fewer than ``min_seed_transitions``.
         min_seed_transitions: least number of random transitions before the first fit
@@ -52,7 +58,8 @@ class RunConfig:
         planner_options: planner config overrides, e.g. ``{"population": 300}``.
         model_options: model config overrides, e.g. ``{"hidden_size": 128}``.
         fit: training settings of the dynamics (and learned task) models.
-        max_episode_steps: extra cap on episode length (default: the env's own limit).
+        max_episode_steps: extra cap on episode length, at least 1 (default: the env's own
+            limit).
         compute_dtype: ``float32`` or ``bfloat16`` (opt-in faster planning on AMX CPUs / GPUs).
         rollout_backend: how a sampling planner scores its candidates: ``auto`` (default:
             on CUDA the fastest of eager / CUDA graph / ``torch.compile``, measured once at the
@@ -64,6 +71,11 @@ class RunConfig:
         explicit: names of fields the user set on purpose; presets never replace them, even
             when the value equals the default (``mbrl run`` fills it from the typed flags).
         progress: show progress bars and per-episode lines (default True).
+        initial_buffer: a buffer file (``buffer.pt`` of an earlier run) to start from: its
+            transitions (episodes for ``rssm``) are trained on, and the seed episodes it
+            covers (one per complete episode in it) are skipped (default none).
+        initial_model: a model checkpoint (``model.pt`` of an earlier run) whose weights the
+            model starts from (default none).
     """
 
     env_id: str = "Pendulum-v1"
@@ -91,12 +103,15 @@ class RunConfig:
     use_preset: bool = True
     progress: bool = True
     explicit: frozenset[str] = frozenset()
+    initial_buffer: str | None = None
+    initial_model: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "explicit", frozenset(self.explicit))
         unknown = self.explicit - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise ValueError(f"explicit names unknown RunConfig fields: {sorted(unknown)}")
+        check_positive_int(self.seed, "seed", minimum=0)
         check_positive_int(self.episodes, "episodes", minimum=0)
         check_positive_int(self.seed_episodes, "seed_episodes", minimum=0)
         check_positive_int(self.horizon, "horizon")
@@ -105,6 +120,13 @@ class RunConfig:
             raise ValueError(f"reward must be 'known' or 'learned', got {self.reward!r}")
         if self.termination not in ("mlp", "box"):
             raise ValueError(f"termination must be 'mlp' or 'box', got {self.termination!r}")
+        if self.max_episode_steps is not None:
+            check_positive_int(self.max_episode_steps, "max_episode_steps")
+        for name in ("out", "initial_buffer", "initial_model"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, str) and value):
+                raise TypeError(f"{name} must be a non-empty path string or None, got {value!r}")
+        self._check_termination_is_used()
         if self.value not in ("none", "learned"):
             raise ValueError(f"value must be 'none' or 'learned', got {self.value!r}")
         if self.policy not in ("none", "learned"):
@@ -121,3 +143,54 @@ class RunConfig:
             )
         if self.seed_episodes + self.episodes < 1:
             raise ValueError("seed_episodes + episodes must be >= 1")
+
+    def _check_termination_is_used(self) -> None:
+        # A termination model is learned only with reward="learned" or on envs without known
+        # task functions; elsewhere a setting would be ignored yet recorded as if used.
+        chosen = "termination" in self.explicit or self.termination != "mlp"
+        if self.reward != "known" or not chosen or self._preset_value("termination"):
+            return
+        from mbrl.task_fns import get_task_fns  # late: registers the envs' task functions
+
+        if get_task_fns(self.env_id) is not None:
+            raise ValueError(
+                f"termination={self.termination!r} (--termination) chooses the learned "
+                f"termination model of reward='learned', but reward='known' and "
+                f"{self.env_id} has known task functions, so it would be ignored; pass "
+                f"reward='learned' (--reward learned) or drop it"
+            )
+
+    def _preset_value(self, name: str) -> bool:
+        """The value of ``name`` is the env preset's (not set by the user)."""
+        from mbrl.agents.presets import PRESETS
+
+        preset = PRESETS.get(self.env_id, {})
+        return (
+            self.use_preset
+            and name not in self.explicit
+            and name in preset
+            and preset[name] == getattr(self, name)
+        )
+
+
+def run_config_from_json(data: Mapping[str, Any]) -> RunConfig:
+    """The :class:`RunConfig` of its JSON object (:func:`mbrl.agents.writer.config_json`, as
+    ``config.json`` and ``summary.json`` of a run hold it).
+
+    Raises:
+        ValueError / TypeError: unknown keys, or values :class:`RunConfig` rejects.
+    """
+    if not isinstance(data, Mapping):
+        raise TypeError(f"a run config must be a JSON object, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"unknown RunConfig field(s) {unknown}; valid: {sorted(names)}")
+    kwargs = dict(data)
+    if "fit" in kwargs:
+        if not isinstance(kwargs["fit"], Mapping):
+            raise TypeError(f"fit must be an object of FitConfig fields, got {kwargs['fit']!r}")
+        kwargs["fit"] = FitConfig(**kwargs["fit"])
+    if "explicit" in kwargs:
+        kwargs["explicit"] = frozenset(kwargs["explicit"])
+    return RunConfig(**kwargs)

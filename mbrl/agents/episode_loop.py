@@ -2,12 +2,19 @@
 
 :func:`run_loop` runs ``seed_episodes`` random-action episodes (more while the loop wants more
 data), then ``episodes`` episodes in which the models are fitted first and the agent acts. It
-logs one line per episode (with a per-step progress bar), writes ``metrics.jsonl`` as it goes
-and the other outputs at the end (:class:`~mbrl.agents.writer.RunWriter`), and saves the data
-collected so far when anything fails part-way. What a loop fits, where its transitions go and
-what its records hold is a :class:`LoopSpecifics`: the state-space loop
+logs one line per episode (with a per-step progress bar) and, after every episode, writes a
+checkpoint a killed run resumes from (:class:`~mbrl.agents.writer.RunWriter`); it saves the
+data collected so far when anything fails part-way. What a loop fits, where its transitions
+go and what its records hold is a :class:`LoopSpecifics`: the state-space loop
 (:mod:`mbrl.agents.loop`) and the PlaNet loop (:mod:`mbrl.agents.planet_loop`) differ only in
 that.
+
+Randomness: at the start of every episode the loop reseeds every random number generator the
+episode uses (the env's reset, its action space, Python's, numpy's and torch's global ones,
+the planner's / training generator and the loop's own ones) from :func:`episode_seed` of
+``(config.seed, episode index)``. What an episode does therefore depends only on the seed,
+its index and the state the previous episodes left (buffer and model weights, which the
+checkpoint holds), so a resumed run repeats an uninterrupted one exactly.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -26,10 +34,28 @@ from tqdm.auto import tqdm
 
 from mbrl.agents.episode import EpisodeStats, Policy, run_episode
 from mbrl.agents.setup import RunSetup
-from mbrl.agents.writer import RunWriter, Savable
+from mbrl.agents.writer import Collected, RunWriter, Snapshot, check_out_dir, config_json
+from mbrl.seeding import seed_everything
 
 MAX_SEED_EPISODES = 1000
 """Seed episodes are added while the loop wants more random data, up to this many."""
+
+ENV_STREAM, ACTION_STREAM, GLOBAL_STREAM, GENERATOR_STREAM, LOOP_STREAM = range(5)
+"""The :func:`episode_seed` streams: env reset, action-space sampling, the global RNGs, the
+set-up's generator (planning and fitting), and the first of the loop's own generators."""
+
+
+def episode_seed(seed: int, episode: int, stream: int = 0) -> int:
+    """The seed of random ``stream`` in ``episode`` of a run seeded ``seed`` (62 bits).
+
+    Distinct ``(seed, episode, stream)`` give independent seeds (numpy's ``SeedSequence``), so
+    no two episodes or runs share a stream, and an episode's randomness needs nothing but
+    these three numbers.
+    """
+    state = np.random.SeedSequence([int(seed), int(episode), int(stream)]).generate_state(
+        1, np.uint64
+    )
+    return int(state[0] >> np.uint64(2))
 
 
 class LoopRecord:
@@ -45,6 +71,24 @@ class LoopRecord:
         d = dataclasses.asdict(self)
         d["return"] = d.pop("episode_return")
         return d
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LoopRecord:
+        """The record of a :meth:`to_json` object (a ``metrics.jsonl`` line).
+
+        Raises:
+            ValueError: keys other than the record's fields.
+        """
+        fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        d = dict(data)
+        if "return" in d:
+            d["episode_return"] = d.pop("return")
+        if set(d) != fields:
+            raise ValueError(
+                f"a {cls.__name__} needs the keys {sorted(fields)}, got {sorted(d)} (a metrics "
+                "line of another kind of run?)"
+            )
+        return cls(**d)
 
     def summary_json(self) -> dict[str, Any]:
         """The episode's entry in ``summary.json``."""
@@ -90,14 +134,16 @@ class LoopSpecifics(ABC):
 
     Attributes:
         kind: the ``kind`` of its non-seed records (``mpc``, ``plan``).
+        record_type: the class of its records (read back from ``metrics.jsonl`` on resume).
         sink: where :func:`run_episode` adds every transition (``add(obs, action, reward,
             next_obs, terminated, truncated)``).
-        buffer: the data saved as ``buffer.pt`` (at the end, or when the run fails).
+        buffer: the data saved as ``buffer.pt`` (after every episode, and when the run fails).
     """
 
     kind: ClassVar[str]
+    record_type: ClassVar[type[LoopRecord]]
     sink: Any
-    buffer: Savable
+    buffer: Any
 
     @abstractmethod
     def fit(self, episode: int) -> Any:
@@ -108,9 +154,9 @@ class LoopSpecifics(ABC):
         """Score the fitted models (not timed); returns ``fitted`` with the scores."""
         return fitted
 
-    @abstractmethod
-    def episode_seed(self, episode: int) -> int | None:
-        """The env reset seed of ``episode`` (None continues the env's stream)."""
+    def reseed(self, seed: int, episode: int) -> None:
+        """Reseed the loop's own generators for ``episode`` (from :func:`episode_seed` of
+        ``seed``, streams from :data:`LOOP_STREAM` on); the default has none."""
 
     def end_episode(self) -> None:
         """Called after every episode (e.g. to move the episode into the buffer)."""
@@ -125,8 +171,25 @@ class LoopSpecifics(ABC):
         returned before it, None for seed episodes)."""
 
     @abstractmethod
-    def collected(self) -> tuple[Savable, str] | None:
-        """``(buffer, "25 transitions")``, or None while nothing was collected."""
+    def collected(self) -> Collected | None:
+        """The data in memory (``Collected(buffer, 25, "transitions", ...)``), or None while
+        nothing was collected."""
+
+    @abstractmethod
+    def load_buffer(self, path: Path, what: str) -> int:
+        """Replace the buffer by the data of buffer file ``path`` (``what``: how to name it in
+        errors); returns how many complete episodes it holds.
+
+        Raises:
+            ValueError: the file is not a buffer of this loop's kind, or does not fit the env.
+        """
+
+    def loop_state(self) -> dict[str, Any] | None:
+        """The loop's own state a resumed run needs (tensors and plain data), or None."""
+        return None
+
+    def load_loop_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`loop_state` returned."""
 
     @abstractmethod
     def summary_fields(self) -> dict[str, Any]:
@@ -137,33 +200,125 @@ class LoopSpecifics(ABC):
         """File name -> model saved in the output directory."""
 
 
-def run_loop(setup: RunSetup, loop: LoopSpecifics) -> list[LoopRecord]:
+@dataclass(frozen=True)
+class LoopStart:
+    """Where :func:`run_loop` starts (a fresh run: episode 0).
+
+    Attributes:
+        episode: index of the first episode to run.
+        seed_episodes: seed episodes of the run (None: the config's); more may be added.
+        records: the records of the episodes before ``episode`` (a resumed run's).
+    """
+
+    episode: int = 0
+    seed_episodes: int | None = None
+    records: tuple[LoopRecord, ...] = ()
+
+
+def initial_start(setup: RunSetup, loop: LoopSpecifics) -> LoopStart:
+    """Load ``config.initial_buffer`` / ``initial_model`` into ``loop`` / ``setup.model``;
+    the seed episodes the buffer covers (one per complete episode) are skipped.
+
+    Raises:
+        ValueError: a file that is missing, foreign, tampered with or does not fit the run.
+    """
+    from mbrl.models.checkpoint import load_weights
+
+    cfg = setup.config
+    covered = 0
+    if cfg.initial_buffer is not None:
+        covered = loop.load_buffer(Path(cfg.initial_buffer), "initial_buffer (--buffer)")
+    if cfg.initial_model is not None:
+        try:
+            load_weights(setup.model, cfg.initial_model)
+        except ValueError as err:
+            raise ValueError(f"initial_model (--load-model): {err}") from err
+    return LoopStart(episode=min(covered, cfg.seed_episodes))
+
+
+def resumed_start(setup: RunSetup, loop: LoopSpecifics, writer: RunWriter) -> LoopStart:
+    """Restore ``loop`` and its models from the last checkpoint in ``writer.out`` (after
+    :meth:`RunWriter.recover`); with none yet, start as a fresh run does.
+
+    Raises:
+        ValueError: files of the checkpoint that are missing, tampered with or inconsistent.
+    """
+    from mbrl.agents.writer import BUFFER_FILE, LOOP_STATE_FILE
+    from mbrl.models.checkpoint import load_weights
+
+    committed, out = writer.committed, writer.out
+    if committed is None or out is None:
+        return initial_start(setup, loop)
+    loop.load_buffer(out / BUFFER_FILE, "the run's buffer")
+    held = loop.collected()
+    if held is None or held.added != committed.added:
+        raise ValueError(
+            f"{out / BUFFER_FILE} holds {held.describe() if held else 'nothing'}, but "
+            f"{out / 'state.json'} expects {committed.count} {committed.unit}"
+        )
+    for name, model in loop.checkpoints().items():
+        load_weights(model, out / name)
+    if LOOP_STATE_FILE in committed.files:
+        loop.load_loop_state(
+            torch.load(out / LOOP_STATE_FILE, map_location="cpu", weights_only=True)
+        )
+    records = tuple(loop.record_type.from_json(d) for d in writer.read_records())
+    if not records or records[-1].episode != committed.next_episode - 1:
+        raise ValueError(
+            f"{out / 'metrics.jsonl'} does not end with episode {committed.next_episode - 1}, "
+            f"where {out / 'state.json'} says the run stands"
+        )
+    return LoopStart(committed.next_episode, committed.seed_episodes, records)
+
+
+def run_loop(
+    setup: RunSetup,
+    loop: LoopSpecifics,
+    writer: RunWriter | None = None,
+    start: LoopStart | None = None,
+) -> list[LoopRecord]:
     """Run the episodes of ``setup`` the way ``loop`` fits and records; write the outputs.
 
-    Closes ``setup.env``. If anything fails part-way (SIGTERM and Ctrl-C included), the data
-    collected so far is saved (``out/buffer.pt``, or a temporary file named in the error)
-    before the error propagates.
+    Closes ``setup.env``. After every episode a checkpoint goes to ``writer`` (by default a
+    new one for ``config.out``, which must be missing or empty). If anything fails part-way
+    (SIGTERM and Ctrl-C included), the data collected so far is on disk (in ``out``, or a
+    temporary file named in the error's note) before the error propagates.
+
+    Args:
+        setup: the run. loop: the loop's specifics. writer: where the outputs go (started).
+        start: where to start (default: episode 0; see :func:`initial_start`,
+            :func:`resumed_start`).
 
     Returns:
-        One record per episode, seed episodes first.
+        One record per episode, seed episodes first (a resumed run's earlier ones included).
     """
     cfg, env, agent = setup.config, setup.env, setup.agent
     if env is None:
         raise ValueError("a dry set-up (build_run(..., dry=True)) has no env to run")
-    writer = RunWriter(cfg.out)
-    env.action_space.seed(cfg.seed)
+    if writer is None:
+        if cfg.out is not None:
+            check_out_dir(cfg.out)
+        writer = RunWriter(cfg.out)
+        writer.start(run_config_document(cfg, cfg))
+    start = start or LoopStart()
+    records: list[LoopRecord] = list(start.records)
     random_policy: Policy = lambda _obs: env.action_space.sample()  # noqa: E731
-    records: list[LoopRecord] = []
+    n_seed = cfg.seed_episodes if start.seed_episodes is None else start.seed_episodes
+    ep = start.episode
     try:
         with writer.guard(loop.collected):
-            n_seed, ep = cfg.seed_episodes, 0
-            while ep < n_seed + cfg.episodes:
+            while True:
+                if ep == n_seed and 0 < n_seed <= MAX_SEED_EPISODES and loop.wants_more_seed_data():
+                    n_seed += 1
+                if ep >= n_seed + cfg.episodes:
+                    break
                 is_seed = ep < n_seed
+                _reseed(setup, loop, ep)
                 policy, fitted, fit_s = random_policy, None, 0.0
                 if not is_seed:
-                    start = time.perf_counter()
+                    begin = time.perf_counter()
                     fitted = loop.fit(ep)
-                    fit_s = time.perf_counter() - start
+                    fit_s = time.perf_counter() - begin
                     fitted = loop.evaluate(fitted)
                     agent.reset()
                     agent.plan_seconds.clear()
@@ -173,7 +328,7 @@ def run_loop(setup: RunSetup, loop: LoopSpecifics) -> list[LoopRecord]:
                     policy,
                     setup.codec,
                     loop.sink,
-                    seed=loop.episode_seed(ep),
+                    seed=episode_seed(cfg.seed, ep, ENV_STREAM),
                     max_steps=setup.max_steps,
                     progress=f"episode {ep}" if cfg.progress else None,
                 )
@@ -184,15 +339,8 @@ def run_loop(setup: RunSetup, loop: LoopSpecifics) -> list[LoopRecord]:
                 records.append(rec)
                 if cfg.progress:
                     tqdm.write(rec.log_line(), file=sys.stdout)
-                writer.episode(rec)
-                if (
-                    is_seed
-                    and ep == n_seed - 1
-                    and ep < MAX_SEED_EPISODES
-                    and loop.wants_more_seed_data()
-                ):
-                    n_seed += 1
                 ep += 1
+                writer.commit(_snapshot(setup, loop, ep, n_seed, records))
     finally:
         env.close()
     summary = {
@@ -205,5 +353,42 @@ def run_loop(setup: RunSetup, loop: LoopSpecifics) -> list[LoopRecord]:
         **loop.summary_fields(),
         "episodes": [r.summary_json() for r in records],
     }
-    writer.finish(summary, loop.checkpoints(), {"env": cfg.env_id, "seed": cfg.seed}, loop.buffer)
+    writer.finish(summary)
     return records
+
+
+def run_config_document(given: Any, resolved: Any) -> dict[str, Any]:
+    """What ``config.json`` holds: the config as given (re-resolved on resume) and the
+    rollout backend the run resolved to (kept on resume, so it is not measured again)."""
+    return {"config": config_json(given), "rollout_backend": resolved.rollout_backend}
+
+
+def _reseed(setup: RunSetup, loop: LoopSpecifics, episode: int) -> None:
+    seed = setup.config.seed
+    seed_everything(episode_seed(seed, episode, GLOBAL_STREAM))
+    setup.env.action_space.seed(episode_seed(seed, episode, ACTION_STREAM))
+    setup.generator.manual_seed(episode_seed(seed, episode, GENERATOR_STREAM))
+    loop.reseed(seed, episode)
+
+
+def _snapshot(
+    setup: RunSetup, loop: LoopSpecifics, next_episode: int, n_seed: int, records: list
+) -> Snapshot:
+    cfg = setup.config
+    collected = loop.collected()
+    assert collected is not None  # an episode was just stored
+    return Snapshot(
+        next_episode=next_episode,
+        total_episodes=n_seed + cfg.episodes,
+        seed_episodes=n_seed,
+        records=records,
+        collected=collected,
+        checkpoints=loop.checkpoints(),
+        meta={"env": cfg.env_id, "seed": cfg.seed},
+        loop_state=loop.loop_state(),
+        rng={
+            "scheme": "episode_seed(seed, episode, stream), reseeded at every episode start",
+            "seed": cfg.seed,
+            "next_episode_env_seed": episode_seed(cfg.seed, next_episode, ENV_STREAM),
+        },
+    )

@@ -1,32 +1,63 @@
 """The model-based loop: seed data -> fit -> act with MPC -> append -> refit.
 
-One function, :func:`run`, used by ``mbrl run`` and by the benchmark suite. It sets the run up
-with :func:`~mbrl.agents.setup.build_run` and runs the shared episode loop
+:func:`run`, used by ``mbrl run`` and by the benchmark suite, sets the run up with
+:func:`~mbrl.agents.setup.build_run` and runs the shared episode loop
 (:func:`~mbrl.agents.episode_loop.run_loop`): for a state-space model with the fit and records
 below, for ``model="rssm"`` with the PlaNet loop's (:mod:`mbrl.agents.planet_loop`).
+:func:`resume` continues a run that was stopped (killed, out of disk, interrupted) from the
+last checkpoint in its output directory, with the same results as an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
-from mbrl.agents.config import RunConfig
-from mbrl.agents.episode_loop import EpisodeOutcome, LoopRecord, LoopSpecifics, run_loop
-from mbrl.agents.planet_loop import PlanetResult, planet_episodes
+from mbrl.agents.config import RunConfig, run_config_from_json
+from mbrl.agents.episode_loop import (
+    EpisodeOutcome,
+    LoopRecord,
+    LoopSpecifics,
+    LoopStart,
+    initial_start,
+    resumed_start,
+    run_config_document,
+    run_loop,
+)
+from mbrl.agents.planet_loop import PlanetLoop, PlanetResult
 from mbrl.agents.setup import RunSetup, build_run
-from mbrl.agents.writer import Terminated, config_json
+from mbrl.agents.writer import (
+    Collected,
+    RunOutputError,
+    RunWriter,
+    Terminated,
+    check_out_dir,
+    config_json,
+)
 from mbrl.data.buffer import TransitionBuffer
 from mbrl.models.policy_model import LearnedPolicy
 from mbrl.models.training import FitReport, fit
 from mbrl.models.value_model import LearnedValue
 from mbrl.spaces import observation_dim
 
-__all__ = ["EpisodeRecord", "RunConfig", "RunResult", "Terminated", "run"]
+__all__ = [
+    "EpisodeRecord",
+    "RunConfig",
+    "RunOutputError",
+    "RunResult",
+    "Terminated",
+    "resume",
+    "run",
+    "saved_run_config",
+]
 
 
 @dataclass(frozen=True)
@@ -93,6 +124,7 @@ class _StateLoop(LoopSpecifics):
     every transition before each MPC episode."""
 
     kind = "mpc"
+    record_type = EpisodeRecord
 
     def __init__(self, setup: RunSetup) -> None:
         self.setup = setup
@@ -110,9 +142,6 @@ class _StateLoop(LoopSpecifics):
             self.parts.task_models.fit(self.buffer, cfg.fit, gen)
         self.parts.aids.fit(self.buffer, cfg.fit, gen)
         return report
-
-    def episode_seed(self, episode: int) -> int | None:
-        return self.setup.config.seed if episode == 0 else None
 
     def wants_more_seed_data(self) -> bool:
         return len(self.buffer) < self.setup.config.min_seed_transitions
@@ -132,8 +161,25 @@ class _StateLoop(LoopSpecifics):
             stats.truncated,
         )
 
-    def collected(self) -> tuple[TransitionBuffer, str] | None:
-        return (self.buffer, f"{len(self.buffer)} transitions") if len(self.buffer) else None
+    def collected(self) -> Collected | None:
+        buf = self.buffer
+        return Collected(buf, len(buf), "transitions", buf.total_added) if len(buf) else None
+
+    def load_buffer(self, path: Path, what: str) -> int:
+        try:
+            buf = TransitionBuffer.load(path, self.buffer.device, capacity=self.buffer.capacity)
+        except ValueError as err:
+            raise ValueError(f"{what}: {err}") from err
+        want = (self.buffer.obs_dim, self.buffer.action_dim)
+        if (buf.obs_dim, buf.action_dim) != want:
+            raise ValueError(
+                f"{what}: buffer file {str(path)!r} holds transitions with obs_dim "
+                f"{buf.obs_dim} and action_dim {buf.action_dim}; {self.setup.config.env_id} "
+                f"needs obs_dim {want[0]} and action_dim {want[1]}"
+            )
+        self.buffer = self.sink = buf
+        data = buf.all()
+        return int((data.terminated | data.truncated).sum())
 
     def summary_fields(self) -> dict[str, Any]:
         cfg = self.setup.config
@@ -152,32 +198,139 @@ class _StateLoop(LoopSpecifics):
         }
 
 
-def run(config: RunConfig | None = None) -> RunResult:
+def run(config: RunConfig | None = None, *, overwrite: bool = False) -> RunResult:
     """Run the model-based loop described by ``config``.
 
     Everything is checked before the first env step (:func:`~mbrl.agents.setup.build_run`):
-    env id, action space vs planner, model and planner names and options. ``model="rssm"``
-    runs the PlaNet loop. If anything fails mid-run (SIGTERM and Ctrl-C included), the data
-    collected so far is saved (to ``out/buffer.pt``, or a temporary file named in the error)
-    before the error propagates.
+    env id, action space vs planner, model and planner names and options, the output
+    directory (missing or empty unless ``overwrite``), ``initial_buffer`` and
+    ``initial_model``. ``model="rssm"`` runs the PlaNet loop. With ``config.out`` every
+    episode ends with a checkpoint :func:`resume` continues from. If anything fails mid-run
+    (SIGTERM and Ctrl-C included), the data collected so far is on disk (``out``, or a
+    temporary file named in the error's note) before the error propagates.
+
+    Args:
+        config: the run's settings (default :class:`RunConfig`).
+        overwrite: replace the run files already in ``config.out`` (other files are kept).
 
     Returns:
         :class:`RunResult`.
+
+    Raises:
+        ValueError / TypeError: a bad setting or input file, naming it.
+        RunOutputError: an output file could not be written (full disk, no permission).
     """
-    setup = build_run(config or RunConfig())
-    if setup.planet is not None:
-        planet = planet_episodes(setup)
+    cfg = config or RunConfig()
+    if cfg.out is not None:
+        check_out_dir(cfg.out, overwrite=overwrite)
+    _check_initial_files(cfg)
+    writer = RunWriter(cfg.out)
+    setup, loop, start = _set_up(cfg, initial_start)
+    try:
+        writer.start(run_config_document(cfg, setup.config), replace=overwrite)
+    except BaseException:
+        setup.env.close()
+        raise
+    return _run(setup, loop, writer, start)
+
+
+def saved_run_config(directory: str | os.PathLike) -> RunConfig:
+    """The config a run in ``directory`` was started with (its ``config.json``), with ``out``
+    set to ``directory``.
+
+    Raises:
+        ValueError: ``directory`` is not a run directory an mbrl of this version can read.
+    """
+    doc = RunWriter(directory).read_config()
+    try:
+        cfg = run_config_from_json(doc["config"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(
+            f"{str(Path(directory) / 'config.json')!r} holds no valid run config: {err}"
+        ) from err
+    return dataclasses.replace(cfg, out=str(directory))
+
+
+def resume(directory: str | os.PathLike, *, progress: bool | None = None) -> RunResult:
+    """Continue the run in ``directory`` (stopped by a crash, SIGKILL, a full disk...) from
+    its last checkpoint, with the config it was started with; the remaining episodes give
+    the same results as an uninterrupted run.
+
+    Args:
+        directory: the run's output directory (``RunConfig.out``).
+        progress: show progress (default: as the run was started).
+
+    Returns:
+        :class:`RunResult` with every episode's record (the earlier ones read back).
+
+    Raises:
+        ValueError: ``directory`` is no unfinished run directory, or its files are damaged.
+        RunOutputError: an output file could not be written.
+    """
+    out = check_out_dir(directory, resume=True)
+    writer = RunWriter(out)
+    backend = writer.read_config().get("rollout_backend", "auto")
+    cfg = dataclasses.replace(saved_run_config(out), rollout_backend=backend)
+    if progress is not None:
+        cfg = dataclasses.replace(cfg, progress=progress)
+    committed = writer.recover()
+    if cfg.progress:
+        where = (
+            f"at episode {committed.next_episode} of {committed.total_episodes}"
+            if committed is not None
+            else "from the start (no episode was saved)"
+        )
+        tqdm.write(f"resuming the run in {out} {where}", file=sys.stdout)
+    setup, loop, start = _set_up(cfg, lambda s, lp: resumed_start(s, lp, writer))
+    return _run(setup, loop, writer, start)
+
+
+def _check_initial_files(cfg: RunConfig) -> None:
+    """Read ``initial_buffer`` / ``initial_model`` before the run is set up, so that a
+    missing, foreign or tampered file fails before any work (whether they fit the env and
+    the model is checked when they are loaded into the run)."""
+    from mbrl.agents.setup import LATENT_MODEL
+    from mbrl.data.sequence_buffer import SequenceBuffer
+    from mbrl.models.checkpoint import load_checkpoint
+
+    if cfg.initial_buffer is not None:
+        kind = SequenceBuffer if cfg.model == LATENT_MODEL else TransitionBuffer
+        try:
+            kind.load(cfg.initial_buffer)
+        except ValueError as err:
+            raise ValueError(f"initial_buffer (--buffer): {err}") from err
+    if cfg.initial_model is not None:
+        try:
+            load_checkpoint(cfg.initial_model)
+        except ValueError as err:
+            raise ValueError(f"initial_model (--load-model): {err}") from err
+
+
+def _set_up(
+    cfg: RunConfig, starter: Callable[[RunSetup, LoopSpecifics], LoopStart]
+) -> tuple[RunSetup, LoopSpecifics, LoopStart]:
+    setup = build_run(cfg)
+    try:
+        loop: LoopSpecifics = PlanetLoop(setup) if setup.planet is not None else _StateLoop(setup)
+        return setup, loop, starter(setup, loop)
+    except BaseException:
+        setup.env.close()
+        raise
+
+
+def _run(setup: RunSetup, loop: LoopSpecifics, writer: RunWriter, start: LoopStart) -> RunResult:
+    records = run_loop(setup, loop, writer, start)
+    if isinstance(loop, PlanetLoop):
+        planet = loop.result(records)
         return RunResult(
             setup.config,
-            planet.records,
+            records,
             planet.model,
             planet.buffer,
             setup.reward_fn,
             None,
             planet=planet,
         )
-    loop = _StateLoop(setup)
-    records = run_loop(setup, loop)
     aids = setup.state.aids
     return RunResult(
         setup.config,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -20,7 +21,15 @@ import torch
 
 from mbrl.agents.env_factory import make_env
 from mbrl.agents.episode import Policy, run_episode
-from mbrl.agents.episode_loop import EpisodeOutcome, LoopRecord, LoopSpecifics, run_loop
+from mbrl.agents.episode_loop import (
+    LOOP_STREAM,
+    EpisodeOutcome,
+    LoopRecord,
+    LoopSpecifics,
+    LoopStart,
+    episode_seed,
+    run_loop,
+)
 from mbrl.agents.planet_config import (
     PLANNER_DEFAULTS,
     PlanetConfig,
@@ -28,8 +37,8 @@ from mbrl.agents.planet_config import (
     check_fits_episode,
     obs_spec,
 )
-from mbrl.agents.setup import RunSetup, build_run
-from mbrl.agents.writer import config_json
+from mbrl.agents.setup import RunSetup
+from mbrl.agents.writer import Collected, RunWriter, config_json
 from mbrl.data.sequence_buffer import SequenceBatch, SequenceBuffer
 from mbrl.envs.observation_wrappers import ActionRepeat
 from mbrl.models.rssm.model import RSSM
@@ -40,6 +49,7 @@ __all__ = [
     "PLANNER_DEFAULTS",
     "EpisodeRecorder",
     "PlanetConfig",
+    "PlanetLoop",
     "PlanetRecord",
     "PlanetResult",
     "held_out_batch",
@@ -179,10 +189,17 @@ class _Fitted:
     openloop: list[float] = dataclasses.field(default_factory=list)
 
 
-class _PlanetLoop(LoopSpecifics):
-    """The PlaNet specifics: train the RSSM on chunks of whole episodes, score it open loop."""
+class PlanetLoop(LoopSpecifics):
+    """The PlaNet specifics of :func:`~mbrl.agents.episode_loop.run_loop`: train the RSSM on
+    chunks of whole episodes (the trainer's Adam state carries over, and is part of the
+    checkpoint), score it open loop on a held-out episode.
+
+    Args:
+        setup: a ``model="rssm"`` set-up (:func:`~mbrl.agents.setup.build_run`).
+    """
 
     kind = "plan"
+    record_type = PlanetRecord
 
     def __init__(self, setup: RunSetup) -> None:
         parts = setup.planet
@@ -197,6 +214,10 @@ class _PlanetLoop(LoopSpecifics):
         self.eval_gen = make_generator(self.cfg.seed + 2, setup.device)
         self.env_steps = 0
 
+    def reseed(self, seed: int, episode: int) -> None:
+        self.trainer.generator.manual_seed(episode_seed(seed, episode, LOOP_STREAM))
+        self.eval_gen.manual_seed(episode_seed(seed, episode, LOOP_STREAM + 1))
+
     def fit(self, episode: int) -> _Fitted:
         progress = f"train {episode}" if self.cfg.progress else None
         return _Fitted(self.trainer.train(self.buffer, self.cfg.train_steps, progress))
@@ -207,9 +228,6 @@ class _PlanetLoop(LoopSpecifics):
             batch.obs, batch.action, self.cfg.eval_context, self.eval_gen
         )
         return dataclasses.replace(fitted, openloop=error.tolist())
-
-    def episode_seed(self, episode: int) -> int | None:
-        return self.cfg.seed + episode
 
     def end_episode(self) -> None:
         self.sink.flush(self.buffer)
@@ -224,9 +242,42 @@ class _PlanetLoop(LoopSpecifics):
             fitted.openloop, self.env_steps,
         )  # fmt: skip
 
-    def collected(self) -> tuple[SequenceBuffer, str] | None:
-        n = self.buffer.num_episodes
-        return (self.buffer, f"{n} episodes") if n else None
+    def collected(self) -> Collected | None:
+        buf = self.buffer
+        n = buf.num_episodes
+        return Collected(buf, n, "episodes", buf.total_steps_added) if n else None
+
+    def load_buffer(self, path: Path, what: str) -> int:
+        try:
+            buf = SequenceBuffer.load(path, self.buffer.device)
+        except ValueError as err:
+            raise ValueError(f"{what}: {err}") from err
+        have = (buf.obs_shape, buf.obs_dtype, buf.action_dim)
+        want = (self.buffer.obs_shape, self.buffer.obs_dtype, self.buffer.action_dim)
+        if have != want:
+            raise ValueError(
+                f"{what}: buffer file {str(path)!r} holds observations {have[0]} {have[1]} and "
+                f"actions of size {have[2]}; {self.cfg.env_id} needs {want[0]} {want[1]} and "
+                f"{want[2]}"
+            )
+        self.buffer = buf
+        return buf.num_episodes
+
+    def loop_state(self) -> dict[str, Any]:
+        return {"optimizer": self.trainer.optimizer.state_dict(), "env_steps": self.env_steps}
+
+    def load_loop_state(self, state: Mapping[str, Any]) -> None:
+        try:
+            self.trainer.optimizer.load_state_dict(state["optimizer"])
+            self.env_steps = int(state["env_steps"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(
+                f"the run's loop_state.pt does not fit this RSSM trainer: {err}"
+            ) from err
+
+    def result(self, records: list[LoopRecord]) -> PlanetResult:
+        """The loop's :class:`PlanetResult` after :func:`run_loop` returned ``records``."""
+        return PlanetResult(self.cfg, records, self.setup.model, self.buffer, self.eval_batch)  # type: ignore[arg-type]
 
     def summary_fields(self) -> dict[str, Any]:
         return {"config": config_json(self.cfg)}
@@ -235,25 +286,32 @@ class _PlanetLoop(LoopSpecifics):
         return {"model.pt": self.setup.model}
 
 
-def planet_episodes(setup: RunSetup) -> PlanetResult:
-    """Run the PlaNet loop on a ``model="rssm"`` set-up (:func:`~mbrl.agents.setup.build_run`).
+def planet_episodes(
+    setup: RunSetup, writer: RunWriter | None = None, start: LoopStart | None = None
+) -> PlanetResult:
+    """Run the PlaNet loop on a ``model="rssm"`` set-up (:func:`~mbrl.agents.setup.build_run`);
+    ``writer`` / ``start`` as for :func:`~mbrl.agents.episode_loop.run_loop`.
 
     Raises:
         ValueError: ``setup`` is not an ``rssm`` set-up.
     """
     if setup.planet is None:
         raise ValueError(f"planet_episodes needs a model='rssm' set-up, got {setup.config.model!r}")
-    loop = _PlanetLoop(setup)
-    records = run_loop(setup, loop)
-    return PlanetResult(setup.planet.config, records, setup.model, loop.buffer, loop.eval_batch)
+    loop = PlanetLoop(setup)
+    return loop.result(run_loop(setup, loop, writer, start))
 
 
 def run_planet(config: PlanetConfig | None = None) -> PlanetResult:
     """Run the PlaNet loop described by ``config``; everything is checked before the first step.
 
-    The same as ``mbrl.run(config.to_run_config())``, returning the loop's own result.
+    The same as ``mbrl.run(config.to_run_config())`` (checkpoints after every episode
+    included), returning the loop's own result.
 
     Returns:
         :class:`PlanetResult`.
     """
-    return planet_episodes(build_run((config or PlanetConfig()).to_run_config()))
+    from mbrl.agents.loop import run  # late: mbrl.agents.loop imports this module
+
+    result = run((config or PlanetConfig()).to_run_config()).planet
+    assert result is not None
+    return result

@@ -1,87 +1,106 @@
-"""``mbrl run``: the model-based loop on any gymnasium env (default: Pendulum-v1, ensemble + CEM)."""
+"""``mbrl run``: the model-based loop on any gymnasium env (default: Pendulum-v1, ensemble + CEM).
+
+With ``--out DIR`` every episode ends with a checkpoint in DIR; ``mbrl run --resume DIR``
+continues a run that was stopped from there. Outcomes other than success print one line:
+bad input (exit code 2, before any work), an output that cannot be written (1), SIGTERM (143),
+Ctrl-C (130); the last three also say where the data went.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from mbrl.agents.loop import RunConfig, run
-from mbrl.agents.setup import LATENT_MODEL, run_model_names
+from mbrl.agents.config import RunConfig
 from mbrl.commands.options import parse_key_values
-from mbrl.planners.registry import planner_names
+from mbrl.util.signals import EXIT_SIGINT, EXIT_SIGTERM, Terminated, notes, sigterm_raises
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``run`` subcommand."""
+    from mbrl.agents.setup import LATENT_MODEL, run_model_names
+    from mbrl.planners.registry import planner_names
+
     defaults = RunConfig()
     p = subparsers.add_parser(
         "run",
         help="model-based RL loop: seed data, fit, plan with MPC, refit",
         description="Collect random seed episodes, then alternate model fitting and MPC episodes. "
-        "Prints one line per episode; --out DIR writes metrics.jsonl, summary.json, the model "
-        "checkpoint and the buffer.",
+        "Prints one line per episode. --out DIR writes, after every episode, metrics.jsonl, the "
+        "model checkpoint(s), the buffer and state.json, and summary.json when the run "
+        "finishes; a stopped run continues with 'mbrl run --resume DIR'.",
     )
-    p.add_argument(
-        "--env",
-        default=defaults.env_id,
-        help="gymnasium id, or module:Env-v0 (default %(default)s)",
-    )
+    # Every flag defaults to None, so a typed value (even one equal to the built-in default) is
+    # known to be explicit: env presets never replace it, and --resume can check it.
+    p.add_argument("--env", help=f"gymnasium id, or module:Env-v0 (default {defaults.env_id})")
     p.add_argument(
         "--model",
-        default=defaults.model,
-        help=f"one of {run_model_names()} (default %(default)s); {LATENT_MODEL} runs the "
+        help=f"one of {run_model_names()} (default {defaults.model}); {LATENT_MODEL} runs the "
         "PlaNet loop (latent world model, see docs/rssm.md; its settings are --model-opt keys)",
     )
-    p.add_argument(
-        "--planner",
-        default=defaults.planner,
-        help=f"one of {planner_names()} (default %(default)s)",
-    )
+    p.add_argument("--planner", help=f"one of {planner_names()} (default {defaults.planner})")
     p.add_argument(
         "--reward",
-        default=defaults.reward,
         choices=["known", "learned"],
-        help="task functions (default %(default)s)",
+        help=f"task functions (default {defaults.reward})",
     )
     p.add_argument(
         "--termination",
-        default=None,
         choices=["mlp", "box"],
         help="learned termination model with --reward learned: mlp classifier or box (learned "
         f"limits on the next observation) (default: env preset or {defaults.termination})",
     )
-    # Flags an env preset may tune default to None, so a value the user typed (even one equal to
-    # the built-in default) is known to be explicit and never replaced by the preset.
-    p.add_argument(
-        "--episodes", type=int, default=None, help=f"MPC episodes (default {defaults.episodes})"
-    )
+    p.add_argument("--episodes", type=int, help=f"MPC episodes (default {defaults.episodes})")
     p.add_argument(
         "--seed-episodes",
         type=int,
-        default=None,
         help=f"random episodes first (default: env preset or {defaults.seed_episodes})",
     )
+    p.add_argument("--seed", type=int, help=f"random seed, >= 0 (default {defaults.seed})")
+    p.add_argument("--device", help=f"cpu, cuda or cuda:N (default {defaults.device})")
     p.add_argument(
-        "--seed", type=int, default=defaults.seed, help="random seed (default %(default)s)"
+        "--out",
+        help="output directory, written after every episode (default: none); must be missing "
+        "or empty unless --overwrite",
     )
     p.add_argument(
-        "--device", default=defaults.device, help="cpu, cuda or cuda:N (default %(default)s)"
+        "--overwrite",
+        action="store_true",
+        help="replace the run files already in --out (other files there are kept)",
     )
-    p.add_argument("--out", default=None, help="output directory (default: none)")
+    p.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the stopped run in DIR from its last episode, with its saved config "
+        "(other flags must agree with it; --quiet may be added)",
+    )
+    p.add_argument(
+        "--buffer",
+        metavar="FILE",
+        help="start from the data of a buffer file (e.g. an earlier run's buffer.pt); the seed "
+        "episodes it covers are skipped",
+    )
+    p.add_argument(
+        "--load-model",
+        metavar="FILE",
+        help="start from the weights of a model checkpoint (e.g. an earlier run's model.pt)",
+    )
     p.add_argument(
         "--horizon",
         type=int,
-        default=None,
         help=f"planning horizon (default: env preset or {defaults.horizon})",
     )
     p.add_argument(
         "--gamma",
         type=float,
-        default=None,
         help=f"planning discount (default: env preset or {defaults.gamma})",
     )
     p.add_argument(
         "--value",
-        default=None,
         choices=["none", "learned"],
         help="learned: fit a state value to the real returns and let the planner score states "
         f"past its horizon with it (mcts; needs --gamma < 1) (default: env preset or "
@@ -89,7 +108,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--policy",
-        default=None,
         choices=["none", "learned"],
         help="learned: fit a policy to the agent's own actions and let the planner roll out "
         f"with it instead of random actions (mcts) (default: env preset or {defaults.policy})",
@@ -97,16 +115,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--particles",
         type=int,
-        default=None,
         help=f"particles per candidate (default: env preset or {defaults.n_particles})",
     )
     p.add_argument(
         "--dtype",
-        default=defaults.compute_dtype,
         choices=["float32", "bfloat16"],
-        help="network compute dtype for planning (default %(default)s)",
+        help=f"network compute dtype for planning (default {defaults.compute_dtype})",
     )
-    p.add_argument("--max-episode-steps", type=int, default=None, help="cap on episode length")
+    p.add_argument("--max-episode-steps", type=int, help="cap on episode length, >= 1")
     p.add_argument(
         "--planner-opt",
         action="append",
@@ -119,55 +135,176 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="model config override (repeatable), e.g. hidden_size=128",
     )
+    p.add_argument(
+        "--fit-opt",
+        action="append",
+        metavar="KEY=VALUE",
+        help="model training override (repeatable, FitConfig fields), e.g. max_steps=500",
+    )
     p.add_argument("--no-preset", action="store_true", help="ignore the env's tuned defaults")
     p.add_argument("--quiet", action="store_true", help="no progress bars or episode lines")
     p.set_defaults(func=main)
 
 
-_PRESET_FLAGS = {
-    "episodes": "episodes",
-    "seed_episodes": "seed_episodes",
-    "horizon": "horizon",
-    "n_particles": "particles",
-    "gamma": "gamma",
-    "value": "value",
-    "policy": "policy",
-    "termination": "termination",
+@dataclass(frozen=True)
+class _Flag:
+    """A flag that sets a :class:`RunConfig` field: ``convert`` turns its parsed value into
+    the field's value; ``dest`` is the argparse name."""
+
+    flag: str
+    dest: str
+    convert: Callable[[Any], Any] = lambda v: v
+
+
+def _fit_options(items: list[str]) -> dict[str, Any]:
+    return parse_key_values(items, "--fit-opt")
+
+
+_FLAGS: dict[str, _Flag] = {
+    "env_id": _Flag("--env", "env"),
+    "model": _Flag("--model", "model"),
+    "planner": _Flag("--planner", "planner"),
+    "reward": _Flag("--reward", "reward"),
+    "termination": _Flag("--termination", "termination"),
+    "episodes": _Flag("--episodes", "episodes"),
+    "seed_episodes": _Flag("--seed-episodes", "seed_episodes"),
+    "seed": _Flag("--seed", "seed"),
+    "device": _Flag("--device", "device"),
+    "out": _Flag("--out", "out"),
+    "horizon": _Flag("--horizon", "horizon"),
+    "gamma": _Flag("--gamma", "gamma"),
+    "value": _Flag("--value", "value"),
+    "policy": _Flag("--policy", "policy"),
+    "n_particles": _Flag("--particles", "particles"),
+    "compute_dtype": _Flag("--dtype", "dtype"),
+    "max_episode_steps": _Flag("--max-episode-steps", "max_episode_steps"),
+    "planner_options": _Flag(
+        "--planner-opt", "planner_opt", lambda v: parse_key_values(v, "--planner-opt")
+    ),
+    "model_options": _Flag(
+        "--model-opt", "model_opt", lambda v: parse_key_values(v, "--model-opt")
+    ),
+    "fit": _Flag("--fit-opt", "fit_opt", _fit_options),
+    "use_preset": _Flag("--no-preset", "no_preset", lambda v: not v),
+    "initial_buffer": _Flag("--buffer", "buffer"),
+    "initial_model": _Flag("--load-model", "load_model"),
 }
-"""RunConfig field -> argparse dest of the flags that default to None (see ``register``)."""
+"""RunConfig field -> the flag that sets it (``--quiet`` sets ``progress``, never compared)."""
+
+_PRESET_FIELDS = frozenset(
+    {"episodes", "seed_episodes", "horizon", "n_particles", "gamma", "value", "policy"}
+    | {"termination"}
+)
+"""Fields an env preset may tune: typed ones are marked ``explicit``."""
+
+
+def _typed(args: argparse.Namespace) -> dict[str, Any]:
+    """RunConfig field -> the flag's value, for the flags typed on the command line."""
+    typed = {}
+    for field, spec in _FLAGS.items():
+        value = getattr(args, spec.dest, None)
+        if value is not None and value is not False:
+            typed[field] = spec.convert(value)
+    return typed
+
+
+def _fit_config(options: dict[str, Any]) -> Any:
+    from mbrl.models.training import FitConfig
+    from mbrl.util.configs import config_from_options
+
+    try:
+        return config_from_options(FitConfig, options)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"--fit-opt: {err}") from err
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The :class:`RunConfig` of parsed ``mbrl run`` flags; typed flags are marked explicit.
+    """The :class:`RunConfig` of parsed ``mbrl run`` flags; typed flags an env preset could
+    tune are marked explicit.
 
     With ``--model rssm`` the same config describes the PlaNet run (see
     :func:`mbrl.agents.planet_config.planet_config`: untyped flags take the PlaNet defaults).
+
+    Raises:
+        ValueError / TypeError: a bad flag value (RunConfig's checks), naming it.
     """
-    defaults = RunConfig()
-    given = {field: getattr(args, dest) for field, dest in _PRESET_FLAGS.items()}
+    typed = _typed(args)
+    if "fit" in typed:
+        typed["fit"] = _fit_config(typed["fit"])
     return RunConfig(
-        env_id=args.env,
-        model=args.model,
-        planner=args.planner,
-        reward=args.reward,
-        seed=args.seed,
-        device=args.device,
-        out=args.out,
-        compute_dtype=args.dtype,
-        max_episode_steps=args.max_episode_steps,
-        planner_options=parse_key_values(args.planner_opt, "--planner-opt"),
-        model_options=parse_key_values(args.model_opt, "--model-opt"),
-        use_preset=not args.no_preset,
+        **typed,
         progress=not args.quiet,
-        explicit=frozenset(f for f, v in given.items() if v is not None),
-        **{f: getattr(defaults, f) if v is None else v for f, v in given.items()},
+        explicit=frozenset(_PRESET_FIELDS & set(typed)),
     )
 
 
+def _conflicts(args: argparse.Namespace, saved: RunConfig) -> list[str]:
+    """The typed flags that disagree with the saved config of the run being resumed."""
+    out = []
+    for field, value in _typed(args).items():
+        flag = _FLAGS[field].flag
+        have = getattr(saved, field)
+        if field == "out":
+            same = Path(value).resolve() == Path(args.resume).resolve()
+        elif field in ("planner_options", "model_options"):
+            same = all(k in have and have[k] == v for k, v in value.items())
+        elif field == "fit":
+            same = all(getattr(have, k, object()) == v for k, v in value.items())
+        else:
+            same = value == have
+        if not same:
+            shown = "" if isinstance(value, bool) else f" {getattr(args, _FLAGS[field].dest)}"
+            out.append(f"{flag}{shown} (the run has {field}={have!r})")
+    return out
+
+
+def _resume(args: argparse.Namespace) -> Any:
+    from mbrl.agents.loop import resume, saved_run_config
+    from mbrl.agents.writer import check_out_dir
+
+    if args.overwrite:
+        raise ValueError("--overwrite cannot be combined with --resume (it would drop the run)")
+    check_out_dir(args.resume, resume=True)
+    conflicts = _conflicts(args, saved_run_config(args.resume))
+    if conflicts:
+        raise ValueError(
+            f"--resume {args.resume!r} continues the run with the config it was started with "
+            f"({Path(args.resume) / 'config.json'}); these flags disagree with it: "
+            f"{'; '.join(conflicts)}. Drop them, or start a new run with another --out"
+        )
+    return resume(args.resume, progress=False if args.quiet else None)
+
+
+def _one_line(err: BaseException, what: str) -> str:
+    return "; ".join([f"mbrl run: {what}", *notes(err)])
+
+
 def main(args: argparse.Namespace) -> int:
-    """Run the loop from parsed flags; prints the last-3 mean return at the end."""
-    cfg = config_from_args(args)
-    result = run(cfg)
+    """Run (or with ``--resume`` continue) the loop from parsed flags; prints the last-3 mean
+    return at the end.
+
+    Returns:
+        0; 1 when an output cannot be written; 130 on Ctrl-C; 143 on SIGTERM (each with one
+        line on stderr saying where the data went). Bad input raises ``ValueError`` /
+        ``TypeError`` before any work (the CLI prints it and exits with 2).
+    """
+    from mbrl.agents.loop import RunOutputError, run
+
+    try:
+        with sigterm_raises():
+            if args.resume:
+                result = _resume(args)
+            else:
+                result = run(config_from_args(args), overwrite=args.overwrite)
+    except Terminated as err:
+        print(_one_line(err, "terminated by SIGTERM"), file=sys.stderr)
+        return EXIT_SIGTERM
+    except KeyboardInterrupt as err:
+        print(_one_line(err, "interrupted"), file=sys.stderr)
+        return EXIT_SIGINT
+    except RunOutputError as err:
+        print(_one_line(err, f"error: {err}"), file=sys.stderr)
+        return 1
     returns = result.mpc_returns
     if returns:
         tail = returns[-3:]
@@ -176,6 +313,6 @@ def main(args: argparse.Namespace) -> int:
             f"done: {len(returns)} {what} episodes on {result.config.env_id}; "
             f"mean return of the last {len(tail)}: {sum(tail) / len(tail):.2f}"
         )
-    if cfg.out:
-        print(f"outputs in {cfg.out}")
+    if result.config.out:
+        print(f"outputs in {result.config.out}")
     return 0

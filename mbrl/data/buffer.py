@@ -5,16 +5,20 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Self
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from mbrl.util.files import atomic_torch_save
 from mbrl.validation import as_float_tensor, check_fraction, check_positive_int
 
 _FORMAT = "mbrl-transition-buffer"
-_VERSION = 1
+_VERSION = 2  # 2: only the filled rows are stored (1: the whole preallocated capacity)
+_ROW_FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated")
+
+_Rows = TypeVar("_Rows", bound="RowBatch")
 
 
 class RowBatch:
@@ -24,11 +28,11 @@ class RowBatch:
     def __len__(self) -> int:
         return int(getattr(self, fields(self)[0].name).shape[0])  # type: ignore[arg-type]
 
-    def index(self, idx: Tensor) -> Self:
+    def index(self: _Rows, idx: Tensor) -> _Rows:
         """Rows ``idx`` (any integer index tensor shape ``S``) -> batch with leading dims ``S``."""
         return type(self)(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})  # type: ignore[arg-type]
 
-    def to(self, device: torch.device | str) -> Self:
+    def to(self: _Rows, device: torch.device | str) -> _Rows:
         """The same batch on ``device``."""
         return type(self)(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})  # type: ignore[arg-type]
 
@@ -213,7 +217,9 @@ class TransitionBuffer:
         return data.index(perm[n_val:]), data.index(perm[:n_val])
 
     def state_dict(self) -> dict:
-        """All contents and bookkeeping, for :meth:`load_state_dict` or :meth:`save`."""
+        """Contents and bookkeeping, for :meth:`load` or :meth:`save`: the filled rows only
+        (``size`` rows in storage order, so a loaded buffer samples the same rows), on CPU."""
+        rows = slice(0, self._size)
         return {
             "format": _FORMAT,
             "version": _VERSION,
@@ -223,40 +229,144 @@ class TransitionBuffer:
             "size": self._size,
             "ptr": self._ptr,
             "total_added": self.total_added,
-            "obs": self._obs.cpu(),
-            "action": self._action.cpu(),
-            "reward": self._reward.cpu(),
-            "next_obs": self._next_obs.cpu(),
-            "terminated": self._terminated.cpu(),
-            "truncated": self._truncated.cpu(),
+            **{name: getattr(self, "_" + name)[rows].cpu() for name in _ROW_FIELDS},
         }
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the whole buffer to one file (atomically: a crash never leaves half a file)."""
-        path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> TransitionBuffer:
-        """Read a buffer written by :meth:`save`.
+        """Write the buffer to one file, atomically (temp file, fsync, rename: a crash never
+        leaves half a file, and a failed write leaves no temp file).
 
         Raises:
-            ValueError: if the file is missing, corrupt or not an mbrl transition buffer.
+            OSError: the file could not be written (the old file, if any, is kept).
         """
-        try:
-            state = torch.load(Path(path), map_location="cpu", weights_only=True)
-        except FileNotFoundError as err:
-            raise ValueError(f"buffer file {str(path)!r} does not exist") from err
-        except Exception as err:
+        atomic_torch_save(self.state_dict(), path)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        capacity: int | None = None,
+    ) -> TransitionBuffer:
+        """Read a buffer written by :meth:`save` (either file version), with
+        ``torch.load(weights_only=True)``: nothing in the file is executed.
+
+        Args:
+            path: the file. device: where the storage lives.
+            capacity: capacity of the loaded buffer (default: the saved one); at least the
+                number of stored transitions. With the saved capacity the ring is restored
+                exactly (sampling draws the same rows); with another the transitions are
+                stored oldest first.
+
+        Raises:
+            ValueError: the file is missing, corrupt, not an mbrl transition buffer, or holds
+                keys, shapes, dtypes, sizes or values other than a buffer writes (the message
+                names the file and what was expected).
+        """
+        state = _read_state(path, _FORMAT, "transition buffer")
+        where = f"buffer file {str(path)!r}"
+        dims = _check_buffer_header(state, where)
+        obs_dim, action_dim, saved_capacity, size, ptr = dims
+        stored = saved_capacity if state["version"] == 1 else size
+        shapes = {
+            "obs": (stored, obs_dim),
+            "action": (stored, action_dim),
+            "reward": (stored,),
+            "next_obs": (stored, obs_dim),
+            "terminated": (stored,),
+            "truncated": (stored,),
+        }
+        for name, shape in shapes.items():
+            dtype = torch.bool if name in ("terminated", "truncated") else torch.float32
+            _check_tensor(state, name, shape, dtype, where)
+        for name in ("obs", "action", "reward", "next_obs"):
+            if not bool(torch.isfinite(state[name][:size]).all()):
+                raise ValueError(f"{where}: {name} holds NaN or inf values; a buffer never does")
+        if capacity is None:
+            capacity = saved_capacity
+        check_positive_int(capacity, "capacity")
+        if capacity < size:
             raise ValueError(
-                f"buffer file {str(path)!r} is corrupt or not a torch file: {err}"
-            ) from err
-        if not isinstance(state, dict) or state.get("format") != _FORMAT:
-            raise ValueError(f"{str(path)!r} is not an mbrl transition buffer file")
-        buf = cls(state["obs_dim"], state["action_dim"], state["capacity"], device)
-        for name in ("obs", "action", "reward", "next_obs", "terminated", "truncated"):
-            getattr(buf, "_" + name).copy_(state[name])
-        buf._size, buf._ptr, buf.total_added = state["size"], state["ptr"], state["total_added"]
+                f"capacity must be >= the {size} transitions stored in {where}, got {capacity}"
+            )
+        try:
+            buf = cls(obs_dim, action_dim, capacity, device)
+        except RuntimeError as err:  # a capacity no memory can hold
+            raise ValueError(f"{where}: cannot allocate capacity {capacity} ({err})") from err
+        if capacity == saved_capacity:
+            order, buf._ptr = torch.arange(size), ptr
+        else:  # oldest first: rows ptr.. then ..ptr-1 once the saved ring had wrapped
+            start = ptr if size == saved_capacity else 0
+            order, buf._ptr = (start + torch.arange(size)) % max(size, 1), size % capacity
+        for name in _ROW_FIELDS:
+            getattr(buf, "_" + name)[:size] = state[name][:size][order].to(buf.device)
+        buf._size, buf.total_added = size, state["total_added"]
         return buf
+
+
+def _read_state(path: str | os.PathLike, fmt: str, what: str) -> dict[str, Any]:
+    """The dict a buffer file holds, read without executing anything; checks its header."""
+    try:
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError as err:
+        raise ValueError(f"buffer file {str(path)!r} does not exist") from err
+    except IsADirectoryError as err:
+        raise ValueError(f"buffer file {str(path)!r} is a directory, not a file") from err
+    except Exception as err:
+        raise ValueError(
+            f"buffer file {str(path)!r} is corrupt, not a torch file, or holds objects other "
+            f"than tensors and plain data (refused without running them): {err}"
+        ) from err
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise ValueError(
+            f"{str(path)!r} is not an mbrl {what} file (expected format {fmt!r}, found {found!r})"
+        )
+    return state
+
+
+def _check_int(state: dict[str, Any], key: str, where: str, minimum: int) -> int:
+    value = state.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{where}: {key!r} must be an integer >= {minimum}, found {value!r}")
+    return value
+
+
+def _check_buffer_header(state: dict[str, Any], where: str) -> tuple[int, int, int, int, int]:
+    """``(obs_dim, action_dim, capacity, size, ptr)`` of a transition buffer file, checked."""
+    if state.get("version") not in (1, _VERSION):
+        raise ValueError(
+            f"{where} has version {state.get('version')!r}; this mbrl reads versions 1 and "
+            f"{_VERSION}"
+        )
+    missing = sorted(
+        {"obs_dim", "action_dim", "capacity", "size", "ptr", "total_added", *_ROW_FIELDS}
+        - set(state)
+    )
+    if missing:
+        raise ValueError(f"{where} lacks the key(s) {missing} of a transition buffer")
+    obs_dim, action_dim, capacity = (
+        _check_int(state, k, where, 1) for k in ("obs_dim", "action_dim", "capacity")
+    )
+    size, ptr = _check_int(state, "size", where, 0), _check_int(state, "ptr", where, 0)
+    _check_int(state, "total_added", where, size)
+    if size > capacity:
+        raise ValueError(f"{where}: size {size} exceeds its capacity {capacity}")
+    if ptr >= capacity or (size < capacity and ptr != size % capacity):
+        raise ValueError(
+            f"{where}: write position ptr={ptr} does not fit size={size}, capacity={capacity}"
+        )
+    return obs_dim, action_dim, capacity, size, ptr
+
+
+def _check_tensor(
+    state: dict[str, Any], name: str, shape: tuple[int, ...], dtype: torch.dtype, where: str
+) -> None:
+    value = state[name]
+    if not isinstance(value, Tensor):
+        raise ValueError(f"{where}: {name!r} must be a tensor, found {type(value).__name__}")
+    if tuple(value.shape) != shape or value.dtype != dtype:
+        raise ValueError(
+            f"{where}: {name!r} must be a {dtype} tensor of shape {shape}, found "
+            f"{value.dtype} {tuple(value.shape)}"
+        )

@@ -12,15 +12,15 @@ as float32.
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from mbrl.data.buffer import TransitionBuffer
+from mbrl.data.buffer import TransitionBuffer, _check_int, _check_tensor, _read_state
 from mbrl.validation import check_positive_int
 
 _FORMAT = "mbrl-sequence-buffer"
@@ -264,34 +264,81 @@ class SequenceBuffer:
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> SequenceBuffer:
-        """Read a buffer written by :meth:`save`.
+        """Read a buffer written by :meth:`save`, with ``torch.load(weights_only=True)``:
+        nothing in the file is executed.
 
         Raises:
-            ValueError: missing, corrupt or foreign file.
+            ValueError: the file is missing, corrupt, not an mbrl sequence buffer, or holds
+                keys, shapes, dtypes, episode lengths or values other than a buffer writes
+                (the message names the file and what was expected).
         """
-        try:
-            state = torch.load(Path(path), map_location="cpu", weights_only=True)
-        except FileNotFoundError as err:
-            raise ValueError(f"buffer file {str(path)!r} does not exist") from err
-        except Exception as err:
-            raise ValueError(f"buffer file {str(path)!r} is corrupt ({err})") from err
-        if not isinstance(state, dict) or state.get("format") != _FORMAT:
-            raise ValueError(f"{str(path)!r} is not an mbrl sequence buffer file")
-        buf = cls(
-            tuple(state["obs_shape"]),
-            state["action_dim"],
-            state["capacity"],
-            getattr(torch, state["obs_dtype"]),
-            device,
+        state = _read_state(path, _FORMAT, "sequence buffer")
+        where = f"buffer file {str(path)!r}"
+        if state.get("version") != _VERSION:
+            raise ValueError(f"{where} has version {state.get('version')!r}, expected {_VERSION}")
+        missing = sorted(set(_HEADER + _FIELDS) - set(state))
+        if missing:
+            raise ValueError(f"{where} lacks the key(s) {missing} of a sequence buffer")
+        shape = state["obs_shape"]
+        if not (
+            isinstance(shape, list | tuple)
+            and shape
+            and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape)
+        ):
+            raise ValueError(f"{where}: obs_shape must be a list of positive ints, found {shape!r}")
+        action_dim = _check_int(state, "action_dim", where, 1)
+        capacity = _check_int(state, "capacity", where, 2)
+        dtypes = {"uint8": torch.uint8, "float32": torch.float32}
+        if state["obs_dtype"] not in dtypes:
+            raise ValueError(
+                f"{where}: obs_dtype must be one of {sorted(dtypes)}, found {state['obs_dtype']!r}"
+            )
+        lengths = state["episode_lengths"]
+        if not isinstance(lengths, list | tuple) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 2 for n in lengths
+        ):
+            raise ValueError(
+                f"{where}: episode_lengths must be a list of ints >= 2 (steps incl. the first "
+                f"observation), found {lengths!r}"
+            )
+        steps = sum(lengths)
+        _check_int(state, "total_steps_added", where, steps - len(lengths))
+        obs_dtype = dtypes[state["obs_dtype"]]
+        expected = {
+            "obs": ((steps, *shape), obs_dtype),
+            "action": ((steps, action_dim), torch.float32),
+            "reward": ((steps,), torch.float32),
+            "first": ((steps,), torch.bool),
+            "terminated": ((steps,), torch.bool),
+        }
+        for name, (want_shape, dtype) in expected.items():
+            _check_tensor(state, name, tuple(want_shape), dtype, where)
+        starts = torch.zeros(steps, dtype=torch.bool)
+        starts[[0, *itertools.accumulate(lengths[:-1])] if lengths else []] = True
+        if not torch.equal(state["first"], starts):
+            raise ValueError(f"{where}: 'first' does not mark the starts of its episode_lengths")
+        floats = [state["action"], state["reward"]] + (
+            [state["obs"]] if obs_dtype == torch.float32 else []
         )
+        if not all(bool(torch.isfinite(x).all()) for x in floats):
+            raise ValueError(f"{where}: observations, actions or rewards hold NaN or inf")
+        buf = cls(tuple(shape), action_dim, capacity, obs_dtype, device)
         for name in _FIELDS:
             setattr(buf, "_" + name, state[name].to(buf.device))
-        buf.episode_lengths = list(state["episode_lengths"])
+        buf.episode_lengths = list(lengths)
         buf.total_steps_added = int(state["total_steps_added"])
         return buf
 
 
 _FIELDS = ("obs", "action", "reward", "first", "terminated")
+_HEADER = (
+    "obs_shape",
+    "action_dim",
+    "capacity",
+    "obs_dtype",
+    "episode_lengths",
+    "total_steps_added",
+)
 
 
 def random_sequence_batch(
