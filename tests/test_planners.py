@@ -2,7 +2,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import quadratic_reward
+from conftest import LinearModel, quadratic_reward
 
 from mbrl.planners import (
     ICEM_DEFAULTS,
@@ -14,6 +14,7 @@ from mbrl.planners import (
     RandomShootingOptimizer,
     SamplingPlanner,
 )
+from mbrl.planners.base import PlanningNonFiniteError
 from mbrl.planners.noise import colored_noise
 from mbrl.rollout import rollout
 
@@ -167,3 +168,107 @@ def test_planner_scores_agree_with_the_rollout_engine(point_mass):
     obs = torch.tensor([0.3, 0.2])
     direct = rollout(point_mass, obs, cands, quadratic_reward, gamma=0.95).returns
     assert torch.allclose(planner.objective(obs)(cands), direct)
+
+
+class _NaNModel(LinearModel):
+    """The point mass, but every prediction is NaN (a model that diverged)."""
+
+    def step(self, state, action, generator=None):
+        return torch.full_like(super().step(state, action, generator), float("nan"))
+
+
+def _nan_planner(opt_cls, cfg) -> SamplingPlanner:
+    model = _NaNModel(torch.tensor([[1.0, 0.1], [0.0, 1.0]]), torch.tensor([[0.0], [0.1]]))
+    opt = opt_cls(cfg, torch.tensor([-1.0]), torch.tensor([1.0]), torch.Generator().manual_seed(0))
+    return SamplingPlanner(model, quadratic_reward, None, opt, 4)
+
+
+NONFINITE = [
+    (CEMOptimizer, CEMConfig(population=20, iterations=2)),
+    (CEMOptimizer, replace(ICEM_DEFAULTS, population=20)),
+    (MPPIOptimizer, MPPIConfig(population=20, iterations=2)),
+    (RandomShootingOptimizer, RandomShootingConfig(population=20)),
+]
+
+
+@pytest.mark.parametrize(("opt_cls", "cfg"), NONFINITE, ids=["cem", "icem", "mppi", "shooting"])
+def test_all_nonfinite_candidates_warn_naming_the_planner_and_keep_the_warm_start(opt_cls, cfg):
+    planner = _nan_planner(opt_cls, cfg)
+    with pytest.warns(
+        RuntimeWarning, match=rf"{opt_cls.__name__}: every candidate.*dynamics model"
+    ):
+        plan = planner.plan(torch.tensor([1.0, 0.0]))
+    assert torch.equal(plan, torch.zeros(4, 1))  # the warm start: the middle of the box
+    with pytest.raises(PlanningNonFiniteError, match="non-finite return"):
+        _nan_planner(opt_cls, replace(cfg, on_nonfinite="raise")).plan(torch.tensor([1.0, 0.0]))
+
+
+def test_only_the_rows_without_a_finite_candidate_fall_back(point_mass):
+    opt = CEMOptimizer(CEMConfig(population=30), LOW, HIGH, torch.Generator().manual_seed(0))
+    initial = torch.full((2, 3, 2), 0.25)
+
+    def objective(cands):  # row 0 diverged, row 1 is the quadratic problem
+        scores = torch.stack([_objective(c) for c in cands])
+        return torch.cat([torch.full_like(scores[:1], float("nan")), scores[1:]])
+
+    with pytest.warns(RuntimeWarning, match=r"problem\(s\) \[0\] of 2"):
+        best = opt.optimize(objective, initial)
+    assert torch.equal(best[0], initial[0])
+    assert float(_objective(best[1:])) > float(_objective(initial[1:]))  # row 1 optimised
+
+
+def test_plus_inf_scores_rank_last_like_nan():
+    opt = RandomShootingOptimizer(
+        RandomShootingConfig(population=50), LOW, HIGH, torch.Generator().manual_seed(0)
+    )
+
+    def objective(cands):
+        scores = _objective(cands)
+        return torch.where(cands[:, 0, 0] > 0.5, torch.full_like(scores, float("inf")), scores)
+
+    best = opt.optimize(objective, torch.zeros(3, 2))
+    assert float(best[0, 0]) <= 0.5
+
+
+def test_on_nonfinite_is_validated():
+    with pytest.raises(ValueError, match="on_nonfinite"):
+        CEMConfig(on_nonfinite="ignore")
+
+
+@pytest.mark.parametrize(
+    ("obs", "error", "match"),
+    [
+        ("abc", TypeError, r"obs must be numbers of shape \(2,\) or \(B, 2\), got str 'abc'"),
+        (["a", "b"], TypeError, r"obs must be numbers of shape \(2,\) or \(B, 2\)"),
+        ([[1.0], [1.0, 2.0]], TypeError, r"obs must be numbers"),
+        (None, TypeError, r"obs must be numbers"),
+        (torch.tensor([True, False]), TypeError, r"obs must be real numbers"),
+        (torch.zeros(3), ValueError, r"obs must have shape \(2,\) or \(B, 2\), got \(3,\)"),
+        (torch.zeros(2, 2, 2), ValueError, r"obs must have shape \(2,\) or \(B, 2\)"),
+        (torch.zeros(0, 2), ValueError, r"obs must have shape"),
+    ],
+    ids=["str", "strings", "ragged", "none", "bool", "size", "rank", "empty"],
+)
+def test_plan_rejects_bad_obs_naming_it_and_the_expected_shape(point_mass, obs, error, match):
+    planner = SamplingPlanner(
+        point_mass,
+        quadratic_reward,
+        None,
+        CEMOptimizer(CEMConfig(), torch.tensor([-1.0]), torch.tensor([1.0]), torch.Generator()),
+        5,
+    )
+    with pytest.raises(error, match=match):
+        planner.plan(obs)
+    assert planner.plan_stats.last is None  # refused before any work
+
+
+def test_plan_accepts_numpy_and_lists_of_numbers(point_mass):
+    import numpy as np
+
+    opt = CEMOptimizer(
+        CEMConfig(population=20), torch.tensor([-1.0]), torch.tensor([1.0]), torch.Generator()
+    )
+    planner = SamplingPlanner(point_mass, quadratic_reward, None, opt, 3)
+    assert planner.plan(np.array([1.0, 0.0])).shape == (3, 1)
+    assert planner.plan([[1.0, 0.0], [0.0, 1.0]]).shape == (2, 3, 1)
+    assert planner.plan(np.array([1, 0], np.int64)).shape == (3, 1)

@@ -14,17 +14,24 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import torch
 from tqdm.auto import tqdm
 
-from mbrl.agents.backend import BackendChoice, Measure, choose_rollout_backend
+from mbrl.agents.backend import (
+    BackendChoice,
+    DtypeChoice,
+    Measure,
+    choose_rollout_backend,
+    resolve_compute_dtype,
+)
 from mbrl.agents.belief import BeliefAgent
 from mbrl.agents.config import DTYPES, RunConfig
-from mbrl.agents.env_factory import make_env
+from mbrl.agents.env_factory import make_env, observation_layout
 from mbrl.agents.learned import SearchAids, TaskModels
 from mbrl.agents.mpc import MPCAgent
 from mbrl.agents.planet_config import (
@@ -46,7 +53,7 @@ from mbrl.planners.base import Planner
 from mbrl.planners.registry import PlannerContext, PlannerEntry, build_planner, planner_entry
 from mbrl.rollout.compiled import pick_fastest_backend
 from mbrl.seeding import make_generator, resolve_device, seed_everything
-from mbrl.spaces import ActionCodec, observation_dim
+from mbrl.spaces import ActionCodec, ObservationLayout, observation_dim
 from mbrl.task_fns import get_task_fns
 
 LATENT_MODEL = "rssm"
@@ -66,14 +73,19 @@ class EnvInfo:
     Attributes:
         env_id: the registered id (presets and task functions are keyed by it).
         codec: the action space and its encoding.
-        observation_space: the env's observation space.
+        observation_space: the env's observation space (flat for a ``Dict`` / ``Tuple`` env,
+            which :func:`~mbrl.agents.env_factory.make_env` flattens).
         max_episode_steps: the env's own step limit (None: none).
+        observation_layout: where each entry of a flattened ``Dict`` / ``Tuple`` observation
+            lies in the flat vector (None for envs that were not flattened); JSON:
+            ``observation_layout.to_json()``.
     """
 
     env_id: str
     codec: ActionCodec
     observation_space: gym.Space
     max_episode_steps: int | None
+    observation_layout: ObservationLayout | None = None
 
     @classmethod
     def of(cls, env: gym.Env, given_id: str) -> EnvInfo:
@@ -84,6 +96,7 @@ class EnvInfo:
             ActionCodec.from_space(env.action_space),
             env.observation_space,
             spec.max_episode_steps if spec else None,
+            observation_layout(env),
         )
 
 
@@ -122,7 +135,7 @@ class RunSetup:
 
     Attributes:
         config: the resolved config (preset or PlaNet defaults applied, ``rollout_backend``
-            the backend chosen).
+            the backend chosen, ``compute_dtype`` the dtype in use).
         env_info: what was read from the env.
         env: the env the loop steps (with action repeat for ``rssm``); None for a dry set-up.
             A set-up is used by one run, which closes it.
@@ -134,6 +147,8 @@ class RunSetup:
         backend: the rollout backend the planner scores candidates with.
         state: the state-space loop's parts (None for ``rssm``).
         planet: the PlaNet loop's parts (None unless ``rssm``).
+        dtype: the compute dtype in use and why (bfloat16 falls back to float32 without
+            native bf16; see :func:`~mbrl.agents.backend.resolve_compute_dtype`).
     """
 
     config: RunConfig
@@ -150,6 +165,7 @@ class RunSetup:
     backend: BackendChoice
     state: StateParts | None = None
     planet: PlanetParts | None = None
+    dtype: DtypeChoice | None = None
 
     @property
     def codec(self) -> ActionCodec:
@@ -258,6 +274,49 @@ class _Where:
             planner, cfg.rollout_backend, self.device, cfg.seed, self.measure
         )
 
+    def dtype(self, cfg: RunConfig) -> DtypeChoice:
+        """The compute dtype of the run (not resolved when dry: the run may go elsewhere)."""
+        if self.dry:
+            return DtypeChoice(cfg.compute_dtype, cfg.compute_dtype, "dry set-up: not resolved")
+        return resolve_compute_dtype(cfg.compute_dtype, self.device)
+
+
+def planner_options(
+    given: Mapping[str, Any], budget_ms: float | None, defaults: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The planner options of a run: ``defaults``, then the ``given`` planner options
+    (``--planner-opt``), then the run's ``budget_ms`` (``--plan-budget-ms``) as the planner's
+    own ``plan_budget_ms``.
+
+    Raises:
+        ValueError: the budget given both ways with different values.
+    """
+    options = {**(defaults or {}), **given}
+    if budget_ms is not None:
+        option = given.get(BUDGET_OPTION)
+        if option is not None and option != budget_ms:
+            raise ValueError(
+                f"plan_budget_ms is {budget_ms} (--plan-budget-ms) but the planner option "
+                f"plan_budget_ms is {option} (--planner-opt); give one of them"
+            )
+        options[BUDGET_OPTION] = budget_ms
+    return options
+
+
+BUDGET_OPTION = "plan_budget_ms"
+"""The planner option every registered planner's config has (:mod:`mbrl.planners.deadline`)."""
+
+
+def _run_budget(cfg: RunConfig) -> float | None:
+    # A RunConfig without plan_budget_ms (before the field existed) sets the budget through
+    # the planner options only.
+    return getattr(cfg, "plan_budget_ms", None)
+
+
+def _run_replan_every(cfg: RunConfig) -> int:
+    # A RunConfig without replan_every (before the field existed) replans every step.
+    return getattr(cfg, "replan_every", 1)
+
 
 def _build_state(cfg: RunConfig, where: _Where) -> RunSetup:
     env, info, device, dry = where.env, where.info, where.device, where.dry
@@ -272,8 +331,10 @@ def _build_state(cfg: RunConfig, where: _Where) -> RunSetup:
         seed_everything(cfg.seed)
     gen = make_generator(cfg.seed, device)
     model = build_model(cfg.model, obs_dim, codec.dim, cfg.model_options, info.env_id).to(device)
+    dtype = where.dtype(cfg)
+    cfg = dataclasses.replace(cfg, compute_dtype=dtype.dtype)
     if hasattr(model, "set_compute_dtype"):
-        model.set_compute_dtype(DTYPES[cfg.compute_dtype])
+        model.set_compute_dtype(DTYPES[dtype.dtype])
     known = get_task_fns(info.env_id)
     task_models = None
     if cfg.reward == "known" and known is not None:
@@ -301,12 +362,12 @@ def _build_state(cfg: RunConfig, where: _Where) -> RunSetup:
         cfg.horizon,
         cfg.n_particles,
         cfg.gamma,
-        dict(cfg.planner_options),
+        planner_options(cfg.planner_options, _run_budget(cfg)),
         aids.value,
         aids.policy_fn,
     )
     planner = build_planner(cfg.planner, ctx)
-    agent = MPCAgent(planner, codec, obs_dim, device)
+    agent = MPCAgent(planner, codec, obs_dim, device, _run_replan_every(cfg))
     backend = where.backend(planner, cfg)
     return RunSetup(
         dataclasses.replace(cfg, rollout_backend=backend.backend),
@@ -322,6 +383,7 @@ def _build_state(cfg: RunConfig, where: _Where) -> RunSetup:
         cfg.max_episode_steps,
         backend,
         state=StateParts(task_models, aids),
+        dtype=dtype,
     )
 
 
@@ -336,6 +398,12 @@ def _build_planet(cfg: RunConfig, where: _Where) -> RunSetup:
         explicit=cfg.explicit | PLANET_DEFAULTED,
     )
     codec = info.codec
+    if _run_replan_every(cfg) != 1:
+        raise ValueError(
+            f"replan_every={_run_replan_every(cfg)} (--replan-every) is not supported with "
+            f"--model {LATENT_MODEL}: the belief agent filters every observation and replans "
+            "at every step"
+        )
     obs_shape, obs_dtype = obs_spec(info.observation_space)
     planner_entry(pcfg.planner).planner_class.check_action_space(codec)
     limit = agent_step_limit(pcfg, info.max_episode_steps)
@@ -345,7 +413,9 @@ def _build_planet(cfg: RunConfig, where: _Where) -> RunSetup:
     model = RSSM(obs_shape, codec.dim, pcfg.model).to(device)
     gen = make_generator(pcfg.seed, device)
     trainer = RSSMTrainer(model, pcfg.train, make_generator(pcfg.seed + 1, device))
-    options = {**PLANNER_DEFAULTS.get(pcfg.planner, {}), **pcfg.planner_options}
+    options = planner_options(
+        pcfg.planner_options, _run_budget(cfg), PLANNER_DEFAULTS.get(pcfg.planner, {})
+    )
     reward_fn = LatentReward(model)
     ctx = PlannerContext(
         LatentDynamics(model), reward_fn, None, codec, gen, pcfg.horizon, pcfg.n_particles,

@@ -154,12 +154,11 @@ def as_obs_batch(obs: Tensor, obs_dim: int, device: torch.device) -> Tensor:
             ``B >= 1``, or non-finite values.
     """
     obs = as_float_obs(obs, f"({obs_dim},) or (B, {obs_dim})")
+    given = tuple(obs.shape)
     if obs.ndim == 1:
         obs = obs.unsqueeze(0)
     if obs.ndim != 2 or obs.shape[1] != obs_dim or obs.shape[0] == 0:
-        raise ValueError(
-            f"obs must have shape ({obs_dim},) or (B, {obs_dim}), got {tuple(obs.shape)}"
-        )
+        raise ValueError(f"obs must have shape ({obs_dim},) or (B, {obs_dim}), got {given}")
     _check_finite(obs)
     return obs.to(device)
 

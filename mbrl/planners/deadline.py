@@ -106,8 +106,8 @@ class PlanRecord:
     Attributes:
         seconds: wall time of the call (device synchronised at its end on CUDA).
         budget_ms: the budget it ran under (None: none).
-        work: units of work done (optimiser iterations, shooting chunks, MCTS simulations,
-            iLQR / L-BFGS-B iterations; see :mod:`mbrl.planners.deadline`).
+        work: work done: CEM / iCEM / MPPI iterations, random-shooting candidates scored,
+            MCTS simulations, iLQR / L-BFGS-B iterations.
         stopped_early: the budget ended the work before the configured amount was done.
     """
 

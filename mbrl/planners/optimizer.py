@@ -59,7 +59,8 @@ class OptimizerRun:
     """What the last :meth:`TrajectoryOptimizer.optimize` call did.
 
     Attributes:
-        iterations: iterations (or, for random shooting, chunks) run.
+        iterations: iterations run (random shooting: candidates scored, the warm start
+            included).
         stopped_early: the deadline ended it before the configured amount of work.
     """
 

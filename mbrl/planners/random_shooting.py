@@ -73,7 +73,7 @@ class RandomShootingOptimizer(TrajectoryOptimizer):
         index = torch.arange(rows, device=self.device)
         if not deadline.limited:
             samples = torch.cat([uniform, warm], dim=1)
-            self.last_run = OptimizerRun(1, False)
+            self.last_run = OptimizerRun(samples.shape[1], False)
             return samples[index, torch.argmax(objective(samples), dim=1)]
         chunks = list(
             torch.tensor_split(uniform, min(self.config.budget_chunks, uniform.shape[1]), dim=1)
@@ -81,17 +81,17 @@ class RandomShootingOptimizer(TrajectoryOptimizer):
         chunks[0] = torch.cat([warm, chunks[0]], dim=1)
         best = warm[:, 0]
         best_score = torch.full((rows,), -torch.inf, device=self.device)
-        done = 0
+        done = scored = 0
         for chunk in chunks:
             scores = objective(chunk)
             top, arg = scores.max(dim=1)
             better = top > best_score
             best = torch.where(better[:, None, None], chunk[index, arg], best)
             best_score = torch.maximum(best_score, top)
-            done += 1
+            done, scored = done + 1, scored + chunk.shape[1]
             if done < len(chunks) and deadline.expired():
                 break
-        self.last_run = OptimizerRun(done, done < len(chunks))
+        self.last_run = OptimizerRun(scored, done < len(chunks))
         return best
 
     def _uniform(self, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
