@@ -221,12 +221,13 @@ class DtypeChoice:
 def resolve_compute_dtype(
     requested: str,
     device: torch.device | str,
-    detect: Callable[[torch.device], Bf16Support] = detect_native_bf16,
+    detect: Callable[[torch.device], Bf16Support] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> DtypeChoice:
     """The compute dtype a run uses for ``requested`` on ``device``.
 
-    ``float32`` stays. ``bfloat16`` stays where ``detect`` finds native bf16, or when
+    ``float32`` stays. ``bfloat16`` stays where ``detect`` (default
+    :func:`detect_native_bf16`) finds native bf16, or when
     :data:`FORCE_BF16_ENV` is ``1`` in ``environ`` (default ``os.environ``); otherwise a
     ``RuntimeWarning`` says why and the run computes in ``float32``.
 
@@ -238,7 +239,7 @@ def resolve_compute_dtype(
     if requested == "float32":
         return DtypeChoice(requested, "float32", "requested")
     device = torch.device(device)
-    support = detect(device)
+    support = (detect or detect_native_bf16)(device)
     if support.native:
         return DtypeChoice(requested, "bfloat16", f"native bf16: {support.evidence}")
     env = os.environ if environ is None else environ
