@@ -295,22 +295,22 @@ def loaded_surrogate(
     max_episode_steps: int | None | str,
     uncertainty_penalty: float | None,
     clip_observations: bool,
-) -> tuple[tuple, dict[str, Any]]:
+) -> tuple[
+    tuple[DynamicsModel, gym.Space, gym.Space, RewardFn, TerminationFn | None, Tensor],
+    dict[str, Any],
+]:
     """The positional arguments (model, spaces, task functions, start states) and keyword
     options of a saved surrogate, with the caller's overrides applied: what both
     :func:`load_surrogate` and the vector loader pass to their env class."""
     parts = _load_parts(directory, device)
     meta = parts["meta"]
-    args = tuple(
-        parts[k]
-        for k in (
-            "model",
-            "observation_space",
-            "action_space",
-            "reward_fn",
-            "termination_fn",
-            "start_states",
-        )
+    args = (
+        parts["model"],
+        parts["observation_space"],
+        parts["action_space"],
+        parts["reward_fn"],
+        parts["termination_fn"],
+        parts["start_states"],
     )
     options = {
         "max_episode_steps": meta["max_episode_steps"]
