@@ -363,12 +363,21 @@ class RunWriter:
                 fsync_dir(out)
             self.committed = committed
         except BaseException:
-            if state_written:  # committed on disk: recover() finishes the renames
+            # Committed once state.json names this generation (it may be in place even when
+            # writing it raised, e.g. syncing the directory after the rename): then the staged
+            # files are part of the run and recover() finishes their renames.
+            if state_written or self._generation_on_disk() == generation:
                 self.committed = committed
             else:
                 for src in staged:
                     remove_temporaries(out / src)
             raise
+
+    def _generation_on_disk(self) -> int | None:
+        try:
+            return int(json.loads((self.out / STATE_FILE).read_text())["generation"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def finish(self, summary: Mapping[str, Any]) -> None:
         """Write ``summary.json``: the run is finished."""

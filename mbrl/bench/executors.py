@@ -120,11 +120,21 @@ class LocalExecutor(Executor):
         return f"the local executor ({self.workers} worker processes x {self.threads} thread)"
 
     def close(self, wait: bool = True) -> None:
-        """Shut the pool down; ``wait=False`` (after an error or Ctrl-C) does not wait for
-        running cells."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=wait, cancel_futures=True)
-            self._pool = None
+        """Shut the pool down; ``wait=False`` (after an error, Ctrl-C or SIGTERM) does not
+        wait for running cells: their worker processes are killed (the cells count as not
+        run, so the next invocation of a resumable suite runs them again)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        # A pool shut down without waiting lets its workers finish their cells, and they
+        # outlive this process if it exits first (orphans still using the CPUs).
+        workers = [] if wait else list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=wait, cancel_futures=True)
+        for proc in workers:
+            if proc.is_alive():
+                proc.kill()
+        for proc in workers:
+            proc.join(timeout=10)
 
     def __exit__(self, *exc: object) -> None:
         self.close(wait=exc[0] is None)

@@ -12,6 +12,7 @@ from mbrl.bench.suite import load_suite, run_suite, suite_names
 from mbrl.models.registry import model_names
 from mbrl.planners.registry import planner_names
 from mbrl.seeding import resolve_device
+from mbrl.util.signals import EXIT_SIGTERM, Terminated, sigterm_raises
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -147,13 +148,26 @@ def _main_suite(args: argparse.Namespace) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Dispatch: ``speed`` runs the speed benchmark, ``--suite`` the benchmark suite."""
+    """Dispatch: ``speed`` runs the speed benchmark, ``--suite`` the benchmark suite.
+
+    Returns:
+        0 (1 when cells failed); 143 on SIGTERM, after ending the worker processes (one line
+        on stderr; finished cells are kept and a re-run resumes).
+    """
     if args.mode == "speed":
         if args.suite:
             raise ValueError("give either 'speed' or --suite NAME, not both")
         return _main_speed(args)
     if args.suite:
-        return _main_suite(args)
+        try:
+            with sigterm_raises():  # unwinds through the executor, which ends its workers
+                return _main_suite(args)
+        except Terminated:
+            where = f"; finished cells are kept in {args.out}: re-run to resume" if args.out else ""
+            print(
+                f"mbrl bench: terminated by SIGTERM; worker processes ended{where}", file=sys.stderr
+            )
+            return EXIT_SIGTERM
     raise ValueError(
         f"say what to run: 'mbrl bench speed' or 'mbrl bench --suite NAME --out DIR' "
         f"(suites: {suite_names()})"

@@ -229,7 +229,8 @@ class TransitionBuffer:
             "size": self._size,
             "ptr": self._ptr,
             "total_added": self.total_added,
-            **{name: getattr(self, "_" + name)[rows].cpu() for name in _ROW_FIELDS},
+            # clone: a slice shares (and torch.save would write) the whole preallocated storage
+            **{name: getattr(self, "_" + name)[rows].cpu().clone() for name in _ROW_FIELDS},
         }
 
     def save(self, path: str | os.PathLike) -> None:

@@ -257,7 +257,8 @@ class SequenceBuffer:
             "obs_dtype": str(self.obs_dtype).removeprefix("torch."),
             "episode_lengths": list(self.episode_lengths),
             "total_steps_added": self.total_steps_added,
-            **{name: getattr(self, "_" + name).cpu() for name in _FIELDS},
+            # clone: after an eviction the tensors are views of a larger storage
+            **{name: getattr(self, "_" + name).cpu().clone() for name in _FIELDS},
         }
 
     save = TransitionBuffer.save  # writes self.state_dict() to one file atomically
