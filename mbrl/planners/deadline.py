@@ -31,6 +31,8 @@ from typing import Any
 
 import torch
 
+from mbrl.util.configs import check_config
+
 
 def check_budget_ms(value: Any, name: str = "plan_budget_ms") -> None:
     """Raise ``TypeError`` / ``ValueError`` naming ``name`` unless ``value`` is None or a finite
@@ -47,7 +49,9 @@ def check_budget_ms(value: Any, name: str = "plan_budget_ms") -> None:
 
 @dataclass(frozen=True)
 class AnytimeConfig:
-    """The setting every planner config shares (a keyword-only field after its own).
+    """The setting every planner config shares (a keyword-only field after its own), and the
+    checks every planner config gets: each field against its annotation, no NaN or infinite
+    float (:func:`~mbrl.util.configs.check_config`), before the config's own range checks.
 
     Attributes:
         plan_budget_ms: wall-clock budget of one ``plan`` call in milliseconds; the planner
@@ -60,6 +64,7 @@ class AnytimeConfig:
 
     def __post_init__(self) -> None:
         check_budget_ms(self.plan_budget_ms)
+        check_config(self)
 
 
 class Deadline:
