@@ -303,15 +303,20 @@ def run_loop(
     start = start or LoopStart()
     records: list[LoopRecord] = list(start.records)
     random_policy: Policy = lambda _obs: env.action_space.sample()  # noqa: E731
-    n_seed = cfg.seed_episodes if start.seed_episodes is None else start.seed_episodes
     ep = start.episode
+
+    def seed_episodes(n_seed: int) -> int:
+        # Before the first non-seed episode: one more seed episode while the loop wants more
+        # random data (checked when the seed phase ends, on a fresh start or a resumed one).
+        grow = ep == n_seed and 0 < n_seed <= MAX_SEED_EPISODES and loop.wants_more_seed_data()
+        return n_seed + 1 if grow else n_seed
+
+    n_seed = seed_episodes(
+        cfg.seed_episodes if start.seed_episodes is None else start.seed_episodes
+    )
     try:
         with writer.guard(loop.collected):
-            while True:
-                if ep == n_seed and 0 < n_seed <= MAX_SEED_EPISODES and loop.wants_more_seed_data():
-                    n_seed += 1
-                if ep >= n_seed + cfg.episodes:
-                    break
+            while ep < n_seed + cfg.episodes:
                 is_seed = ep < n_seed
                 _reseed(setup, loop, ep)
                 policy, fitted, fit_s = random_policy, None, 0.0
@@ -340,6 +345,7 @@ def run_loop(
                 if cfg.progress:
                     tqdm.write(rec.log_line(), file=sys.stdout)
                 ep += 1
+                n_seed = seed_episodes(n_seed)
                 writer.commit(_snapshot(setup, loop, ep, n_seed, records))
     finally:
         env.close()

@@ -101,7 +101,10 @@ class Savable(Protocol):
 
 class RunOutputError(OSError):
     """A run's output could not be written (full disk, no permission, ...): the message says
-    which file and why; the error it wraps is its ``__cause__``."""
+    which file and why; ``errno`` is the cause's, and the cause is ``__cause__``."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 @dataclass(frozen=True)

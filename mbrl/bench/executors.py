@@ -128,13 +128,13 @@ class LocalExecutor(Executor):
             return
         # A pool shut down without waiting lets its workers finish their cells, and they
         # outlive this process if it exits first (orphans still using the CPUs).
-        workers = [] if wait else list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=wait, cancel_futures=True)
-        for proc in workers:
-            if proc.is_alive():
-                proc.kill()
-        for proc in workers:
-            proc.join(timeout=10)
+        if not wait:
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                if proc.is_alive():
+                    proc.kill()
+        # With its workers gone the pool breaks at once, so waiting returns quickly; it also
+        # releases the pool's queues (else the resource tracker warns of leaked semaphores).
+        pool.shutdown(wait=True, cancel_futures=True)
 
     def __exit__(self, *exc: object) -> None:
         self.close(wait=exc[0] is None)
