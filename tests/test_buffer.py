@@ -115,3 +115,82 @@ def test_batch_episodes_split_at_terminated_and_truncated_rows():
     assert _flag_only_batch(terminated, truncated).episodes() == expected
     truncated[6] = True  # the last episode closed: same slices, none left open
     assert _flag_only_batch(terminated, truncated).episodes() == expected
+
+
+def _v1_file(buf: TransitionBuffer, path) -> None:
+    """A buffer file as version 1 wrote it: the whole preallocated capacity."""
+    state = {k: v for k, v in buf.state_dict().items()}
+    for name in ("obs", "action", "reward", "next_obs", "terminated", "truncated"):
+        state[name] = getattr(buf, "_" + name).clone()
+    torch.save({**state, "version": 1}, path)
+
+
+def test_saved_file_holds_the_filled_rows_only_and_v1_files_still_load(tmp_path):
+    buf = TransitionBuffer(3, 1, capacity=1_000_000)
+    _fill(buf, 60)
+    buf.save(tmp_path / "b.pt")
+    assert (tmp_path / "b.pt").stat().st_size < 20_000  # v1: 34 MB for these 60 rows
+    _v1_file(buf, tmp_path / "v1.pt")
+    assert (tmp_path / "v1.pt").stat().st_size > 30_000_000
+    for name in ("b.pt", "v1.pt"):
+        back = TransitionBuffer.load(tmp_path / name)
+        assert back.capacity == 1_000_000 and back.total_added == 60
+        assert torch.equal(back.all().next_obs, buf.all().next_obs)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_wrapped_ring_loads_exactly_or_oldest_first_into_another_capacity(tmp_path):
+    buf = TransitionBuffer(3, 1, capacity=8)
+    _fill(buf, 13)  # wrapped: the oldest row sits at ptr 5
+    buf.save(tmp_path / "b.pt")
+    same = TransitionBuffer.load(tmp_path / "b.pt")
+    gen = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    assert torch.equal(same.sample(5, gen()).reward, buf.sample(5, gen()).reward)
+    bigger = TransitionBuffer.load(tmp_path / "b.pt", capacity=100)
+    assert bigger.all().reward.tolist() == buf.all().reward.tolist() == list(range(5, 13))
+    _fill(bigger, 1, 50)
+    assert bigger.all().reward.tolist()[-2:] == [12.0, 50.0]
+    with pytest.raises(ValueError, match="capacity must be >= the 8 transitions"):
+        TransitionBuffer.load(tmp_path / "b.pt", capacity=4)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"size": 1e9}, r"'size' must be an integer >= 0, found 1000000000.0"),
+        ({"size": 50, "total_added": 50}, "size 50 exceeds its capacity 8"),
+        ({"ptr": 2}, "write position ptr=2 does not fit size=5"),
+        ({"obs_dim": 4}, r"'obs' must be a torch.float32 tensor of shape \(5, 4\), found"),
+        ({"reward": torch.zeros(5, dtype=torch.float64)}, "'reward' must be a torch.float32"),
+        ({"terminated": "yes"}, "'terminated' must be a tensor, found str"),
+        ({"obs": torch.full((5, 3), float("nan"))}, "obs holds NaN or inf"),
+        ({"version": 7}, "has version 7; this mbrl reads versions 1 and 2"),
+        ({"capacity": 10**15, "size": 0, "ptr": 0, "obs": torch.zeros(0, 3),
+          "action": torch.zeros(0, 1), "reward": torch.zeros(0), "next_obs": torch.zeros(0, 3),
+          "terminated": torch.zeros(0, dtype=torch.bool),
+          "truncated": torch.zeros(0, dtype=torch.bool)}, "cannot allocate capacity"),
+    ],
+)  # fmt: skip
+def test_tampered_buffer_files_are_refused_with_the_file_and_what_was_expected(
+    tmp_path, change, message
+):
+    buf = TransitionBuffer(3, 1, capacity=8)
+    _fill(buf, 5)
+    path = tmp_path / "t.pt"
+    torch.save({**buf.state_dict(), **change}, path)
+    with pytest.raises(ValueError, match=message) as info:
+        TransitionBuffer.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_buffer_file_missing_keys_or_holding_code_is_refused(tmp_path):
+    buf = TransitionBuffer(3, 1, capacity=8)
+    _fill(buf, 5)
+    state = buf.state_dict()
+    del state["next_obs"], state["ptr"]
+    torch.save(state, tmp_path / "k.pt")
+    with pytest.raises(ValueError, match=r"lacks the key\(s\) \['next_obs', 'ptr'\]"):
+        TransitionBuffer.load(tmp_path / "k.pt")
+    torch.save({**buf.state_dict(), "extra": TransitionBuffer}, tmp_path / "code.pt")
+    with pytest.raises(ValueError, match="refused without running them"):
+        TransitionBuffer.load(tmp_path / "code.pt")

@@ -76,3 +76,43 @@ def test_capacity_drops_oldest_whole_episodes_and_save_load_round_trips(tmp_path
     assert torch.equal(a.obs, b.obs) and torch.equal(a.action, b.action)
     with pytest.raises(ValueError, match="does not exist"):
         SequenceBuffer.load(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"obs_dtype": "save"}, r"obs_dtype must be one of \['float32', 'uint8'\], found 'save'"),
+        (
+            {"episode_lengths": [8, 9], "total_steps_added": 15},
+            r"'obs' must be a torch.float32 tensor of shape \(17, 2\)",
+        ),
+        ({"episode_lengths": [1, 15]}, "episode_lengths must be a list of ints >= 2"),
+        ({"episode_lengths": [4, 12]}, "'first' does not mark the starts of its episode_lengths"),
+        ({"obs_shape": [0]}, "obs_shape must be a list of positive ints"),
+        ({"reward": torch.full((16,), float("inf"))}, "hold NaN or inf"),
+        ({"action_dim": 1.0}, "'action_dim' must be an integer >= 1, found 1.0"),
+    ],
+)
+def test_tampered_sequence_buffer_files_are_refused(tmp_path, change, message):
+    buf = SequenceBuffer((2,), 1)
+    for ep in range(2):
+        buf.add_episode(*_episode(ep, 7))
+    path = tmp_path / "t.pt"
+    torch.save({**buf.state_dict(), **change}, path)
+    with pytest.raises(ValueError, match=message) as info:
+        SequenceBuffer.load(path)
+    assert str(path) in str(info.value)
+    state = buf.state_dict()
+    del state["first"]
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"lacks the key\(s\) \['first'\]"):
+        SequenceBuffer.load(path)
+
+
+def test_an_evicted_buffer_saves_only_what_it_keeps(tmp_path):
+    buf = SequenceBuffer((2,), 1, capacity=20)
+    for ep in range(40):
+        buf.add_episode(*_episode(ep, 7))
+    buf.save(tmp_path / "seq.pt")
+    state = torch.load(tmp_path / "seq.pt", weights_only=True)
+    assert state["obs"].untyped_storage().nbytes() == 16 * 2 * 4
