@@ -1,0 +1,7 @@
+"""``python -m mbrl.export RUN_DIR --what policy|planner --out FILE.pt2`` (= ``mbrl export``)."""
+
+import sys
+
+from mbrl.commands.export import cli
+
+sys.exit(cli())
