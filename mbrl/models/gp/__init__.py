@@ -7,7 +7,8 @@
 - :mod:`~mbrl.models.gp.sparse`: sparse variational fitting for large buffers;
 - :mod:`~mbrl.models.gp.moments`: Gaussian beliefs (:class:`GaussianState`) and moment matching;
 - :mod:`~mbrl.models.gp.belief`: belief propagation as a model (:class:`BeliefDynamics`) with
-  expected rewards, so GP-MPC runs on the rollout core.
+  expected rewards (and PILCO's saturating cost, :class:`SaturatingReward`), so GP-MPC and
+  PILCO (:mod:`mbrl.planners.pilco`) run on the rollout core.
 """
 
 import warnings
@@ -22,7 +23,12 @@ with warnings.catch_warnings():
     )
     import gpytorch  # noqa: F401
 
-from mbrl.models.gp.belief import BeliefDynamics, ExpectedReward, ExpectedTermination
+from mbrl.models.gp.belief import (
+    BeliefDynamics,
+    ExpectedReward,
+    ExpectedTermination,
+    SaturatingReward,
+)
 from mbrl.models.gp.model import GPConfig, GPDynamics, GPFitError, GPFitInfo, GPFitWarning
 from mbrl.models.gp.moments import GaussianState
 
@@ -36,4 +42,5 @@ __all__ = [
     "GPFitInfo",
     "GPFitWarning",
     "GaussianState",
+    "SaturatingReward",
 ]

@@ -32,6 +32,14 @@ Rollouts (the :mod:`mbrl.rollout` engine and planners):
   ``observe`` returns its mean. :meth:`GPDynamics.propagate` also returns ``cov[s_t, s_t+1]``
   (the GP-MPC planner takes reward expectations over the joint).
 
+Coordinates (``GPConfig.angle_dims`` / ``phasor_dims``, the delta models'
+:class:`~mbrl.models.coordinates.StateCoordinates`): the GPs learn the delta of the *model
+coordinates* ``z`` (phasors as Cartesian pairs, angles wrapped) from inputs
+``[features(z), action]`` (angles as ``sin``, ``cos``); tensor states stay observations,
+Gaussian beliefs live in ``z`` (:meth:`GPDynamics.to_model` / :meth:`GPDynamics.from_model`).
+:meth:`GPDynamics.propagate` also takes a Gaussian action correlated with the state (a
+moment-matched policy, :mod:`mbrl.planners.pilco`).
+
 Cheap update: :meth:`GPDynamics.add_data` conditions on new transitions with fixed
 hyperparameters: a block update of the Cholesky factor (exact posterior) or added whitened
 sufficient statistics (sparse posterior), no optimisation.
@@ -69,6 +77,7 @@ from mbrl.models.base import (
 )
 from mbrl.models.checkpoint import register_checkpointable
 from mbrl.models.configs import register_config
+from mbrl.models.coordinates import StateCoordinates
 from mbrl.models.gp.core import (
     GPPosterior,
     check_kernel,
@@ -87,7 +96,7 @@ from mbrl.models.gp.exact import (
     add_points_exact,
     fit_exact_hyperparameters,
 )
-from mbrl.models.gp.moments import GaussianState, moment_match
+from mbrl.models.gp.moments import GaussianState, feature_moments, moment_match_gain
 from mbrl.models.gp.sparse import fit_sparse_hyperparameters
 from mbrl.models.normalization import Normalizer
 from mbrl.models.registry import register_model
@@ -158,6 +167,16 @@ class GPConfig:
             readings clipped at a detector's range -- do not bend it; the kernel part still
             sees their residuals. Needs clearly more transitions than inputs (the residual
             scale comes from their median).
+        angle_dims: observation dimensions that are angles in ``[-pi, pi)`` (default none), as
+            for the delta models (:class:`~mbrl.models.coordinates.StateCoordinates`): the GPs
+            see each as ``(sin, cos)`` inputs and learn its wrapped delta; predictions are
+            wrapped back. Moment matching propagates beliefs through the ``(sin, cos)``
+            features exactly (trigonometric moments, as PILCO).
+        phasor_dims: ``(amplitude, phase)`` observation index pairs (default none), e.g. the
+            ripple phasors of ``mbrl/SpillControl-v0``: learnt as Cartesian
+            ``(A cos, A sin)`` components, where phasors add linearly and a near-zero amplitude
+            has no wild phase. Gaussian beliefs (:class:`GaussianState`) then live in these
+            *model coordinates* (see :meth:`GPDynamics.propagate`).
     """
 
     kernel: str = "rbf"
@@ -177,9 +196,20 @@ class GPConfig:
     mean: str = "zero"
     mean_ridge: float = 1e-4
     mean_robust: bool = False
+    angle_dims: tuple[int, ...] = ()
+    phasor_dims: tuple[tuple[int, int], ...] = ()
 
     def __post_init__(self) -> None:
         check_kernel(self.kernel)
+        # Tuples arrive as lists from JSON / CLI options / checkpoints; keep the config hashable.
+        try:
+            object.__setattr__(self, "angle_dims", tuple(self.angle_dims))
+            object.__setattr__(self, "phasor_dims", tuple(tuple(p) for p in self.phasor_dims))
+        except TypeError as err:
+            raise TypeError(
+                f"angle_dims must be a sequence of ints and phasor_dims a sequence of "
+                f"(amplitude, phase) index pairs, got {self.angle_dims!r}, {self.phasor_dims!r}"
+            ) from err
         if self.mean not in MEANS:
             raise ValueError(f"mean must be one of {MEANS}, got {self.mean!r}")
         if not (
@@ -306,7 +336,15 @@ class GPDynamics(DynamicsModel):
         self.config = config if config is not None else GPConfig()
         self.capabilities = self.capabilities_with(self.config.propagation)  # type: ignore[misc]
         self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
-        self.input_dim = self.obs_dim + self.action_dim
+        self.coords = StateCoordinates(
+            self.obs_dim, self.config.angle_dims, self.config.phasor_dims
+        )
+        # The index buffers follow from the config (saved in init_kwargs): not in the
+        # state_dict, so checkpoints of models without coordinates keep loading.
+        for name, buf in list(self.coords.named_buffers(recurse=False)):
+            self.coords.register_buffer(name, buf, persistent=False)
+        self.input_dim = self.coords.feature_dim + self.action_dim
+        self._feature_order = self._input_feature_order()
         self.hyper = GPHyperparameters(
             self.config.kernel,
             self.obs_dim,
@@ -422,10 +460,30 @@ class GPDynamics(DynamicsModel):
             self.output_norm.std.to(_DTYPE),
         )
 
-    def _normalised_inputs(self, obs: Tensor, action: Tensor) -> Tensor:
+    def _input_feature_order(self) -> Tensor:
+        """Positions in ``[z (O), a (A), sin z_angles (k), cos z_angles (k)]`` of the GP's
+        input features ``[coords.features(z), a]`` (for :func:`feature_moments`)."""
+        o, a = self.obs_dim, self.action_dim
+        angles = [int(i) for i in self.coords.angle_idx]
+        k = len(angles)
+        state = [o + a + angles.index(d) if d in angles else d for d in range(o)]
+        cosines = [o + a + k + j for j in range(k)]
+        return torch.tensor(state + cosines + list(range(o, o + a)), dtype=torch.long)
+
+    def _normalised_inputs(self, z: Tensor, action: Tensor) -> Tensor:
+        """Normalised GP inputs ``(M, D)`` from model coordinates ``z (M, O)`` and ``action``."""
         mx, sx, _, _ = self._stats()
-        x = torch.cat([obs.to(_DTYPE), action.to(_DTYPE)], dim=-1)
+        x = torch.cat([self.coords.features(z.to(_DTYPE)), action.to(_DTYPE)], dim=-1)
         return (x - mx) / sx
+
+    def to_model(self, obs: Tensor) -> Tensor:
+        """Observations ``(..., O)`` in the model coordinates ``(..., O)`` of the GP (float64):
+        phasors as Cartesian pairs (identity without ``phasor_dims``)."""
+        return self.coords.to_model(obs.to(_DTYPE))
+
+    def from_model(self, z: Tensor) -> Tensor:
+        """Inverse of :meth:`to_model`; angle dimensions wrapped into ``[-pi, pi)``."""
+        return self.coords.from_model(self.coords.wrap(z))
 
     # ------------------------------------------------------------------ prediction
     def predict(
@@ -438,7 +496,10 @@ class GPDynamics(DynamicsModel):
             include_noise: add the learned noise variance (default: ``config.predict_noise``).
 
         Returns:
-            ``mean (B, O)``, ``var (B, O)`` in ``obs``' dtype.
+            ``mean (B, O)``, ``var (B, O)`` in ``obs``' dtype. With ``phasor_dims`` the mean is
+            mapped back to ``(amplitude, phase)`` and the variance of those dimensions is that
+            of the Cartesian components the GP predicts (as the delta models); angle means
+            are wrapped.
         """
         self.check_obs(obs)
         if action.ndim != 2 or action.shape != (obs.shape[0], self.action_dim):
@@ -446,12 +507,13 @@ class GPDynamics(DynamicsModel):
                 f"action must have shape ({obs.shape[0]}, {self.action_dim}), got {tuple(action.shape)}"
             )
         post = self.posterior
-        mean, var = predict_latent(post, self._normalised_inputs(obs, action))
+        z = self.to_model(obs)
+        mean, var = predict_latent(post, self._normalised_inputs(z, action))
         noise = self.config.predict_noise if include_noise is None else include_noise
         if noise:
             var = var + post.noise
         _, _, my, sy = self._stats()
-        next_mean = obs.to(_DTYPE) + mean * sy + my
+        next_mean = self.from_model(z + mean * sy + my)
         return next_mean.to(obs.dtype), (var * sy.square()).to(obs.dtype)
 
     @property
@@ -480,15 +542,23 @@ class GPDynamics(DynamicsModel):
         propagation: str,
     ) -> ModelState:
         """``obs (B, O)`` tiled to ``M = P * B`` rows: a tensor (``sample``, ``expectation``) or
-        a point-mass :class:`GaussianState` (``moment_matching``, ``linearization``)."""
+        a point-mass :class:`GaussianState` in model coordinates (``moment_matching``,
+        ``linearization``)."""
         rows = obs.repeat(n_particles, 1)
         if propagation in BELIEF_PROPAGATIONS:
-            return GaussianState.certain(rows)
+            return self.certain_belief(rows)
         return rows
 
+    def certain_belief(self, obs: Tensor) -> GaussianState:
+        """A point-mass belief at ``obs (M, O)``, in model coordinates (float64)."""
+        return GaussianState.certain(self.to_model(obs))
+
     def observe(self, state: ModelState) -> Tensor:
-        """``(M, O)``: the state itself, or a Gaussian state's mean."""
-        return state.mean if isinstance(state, GaussianState) else state
+        """``(M, O)``: the state itself, or the observation at a Gaussian state's mean (its mean
+        mapped back from model coordinates)."""
+        if isinstance(state, GaussianState):
+            return self.from_model(state.mean) if self.coords.amp_idx.numel() else state.mean
+        return state
 
     def step(
         self, state: ModelState, action: Tensor, generator: torch.Generator | None = None
@@ -506,73 +576,109 @@ class GPDynamics(DynamicsModel):
     ) -> ModelState:
         """One transition of ``M`` rows with ``action (M, A)`` and ``propagation``.
 
-        A tensor ``state (M, O)`` steps the posterior mean (``expectation``) or gets a sample of
-        the GP predictive per row (any other mode; reparameterised, so differentiable); a
-        :class:`GaussianState` is propagated by ``propagation`` (``linearization`` when that
-        is ``sample`` or ``expectation``).
+        A tensor ``state (M, O)`` (observations) steps the posterior mean (``expectation``) or
+        gets a sample of the GP predictive per row (any other mode; reparameterised, so
+        differentiable); a :class:`GaussianState` (model coordinates) is propagated by
+        ``propagation`` (``linearization`` when that is ``sample`` or ``expectation``).
         """
         if isinstance(state, GaussianState):
             method = propagation if propagation in BELIEF_PROPAGATIONS else "linearization"
             return self.propagate(state, action, method)[0]
         post = self.posterior
-        mean, var = predict_latent(post, self._normalised_inputs(state, action))
+        z = self.to_model(state)
+        mean, var = predict_latent(post, self._normalised_inputs(z, action))
         _, _, my, sy = self._stats()
         if propagation == EXPECTATION:
-            return state + (mean * sy + my).to(state.dtype)
+            return self.from_model(z + mean * sy + my).to(state.dtype)
         if self.config.predict_noise:
             var = var + post.noise
         eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         delta = (mean + var.sqrt() * eps) * sy + my
-        return state + delta.to(state.dtype)
+        return self.from_model(z + delta).to(state.dtype)
 
     def propagate(
-        self, state: GaussianState, action: Tensor, method: str = "moment_matching"
+        self,
+        state: GaussianState,
+        action: Tensor,
+        method: str = "moment_matching",
+        action_cov: Tensor | None = None,
+        state_action_cov: Tensor | None = None,
     ) -> tuple[GaussianState, Tensor]:
-        """Propagate a Gaussian belief one step under deterministic ``action (M, A)``.
+        """Propagate a Gaussian belief one step under ``action (M, A)``.
 
-        The GP input ``[s, a]`` has mean ``[mean, action]`` and covariance
-        ``blockdiag(cov, 0)``; the delta's moments come from ``method`` (``moment_matching``:
+        ``state`` is a belief over the model coordinates ``z`` (:meth:`to_model`; the
+        observation itself without ``phasor_dims``). The action is deterministic, or -- for a
+        policy whose output is itself moment-matched (PILCO) -- Gaussian with mean ``action``,
+        covariance ``action_cov (M, A, A)`` and ``cov[z, a] = state_action_cov (M, O, A)``.
+        The GP input ``u = [features(z), a]`` gets its moments from the joint Gaussian of
+        ``(z, a)`` (angle features: exact trigonometric moments with ``moment_matching``, the
+        Jacobian otherwise), the delta's moments come from ``method`` (``moment_matching``:
         exact for ``rbf``; ``linearization``: EKF with the mean Jacobian; ``mean``: the
-        prediction at the mean, input uncertainty ignored), and ``s' = s + delta`` with
-        ``cov[s'] = cov[s] + cov[delta] + cov[s, delta] + cov[s, delta]^T``.
+        prediction at the mean, input uncertainty ignored), ``cov[(z, a), delta]`` is chained
+        through the inputs as in PILCO (``cov[x, u] cov[u]^-1 cov[u, delta]``, exact without
+        angle features), and ``z' = z + delta`` (angles wrapped) with
+        ``cov[z'] = cov[z] + cov[delta] + cov[z, delta] + cov[z, delta]^T``.
 
         Returns:
-            ``(next GaussianState (mean (M, O), cov (M, O, O)), cov[s, s'] (M, O, O))`` in
+            ``(next GaussianState (mean (M, O), cov (M, O, O)), cov[z, z'] (M, O, O))`` in
             float64 (the GP's dtype).
         """
         if method not in GAUSSIAN_METHODS:
             raise ValueError(f"method must be one of {GAUSSIAN_METHODS}, got {method!r}")
+        if (action_cov is None) != (state_action_cov is None):
+            raise ValueError("action_cov and state_action_cov must be given together (or neither)")
         post = self.posterior
         o, a = self.obs_dim, self.action_dim
         mean, cov = state.mean.to(_DTYPE), state.cov.to(_DTYPE)
+        m_rows = mean.shape[0]
         mx, sx, my, sy = self._stats()
-        mu_n = (torch.cat([mean, action.to(_DTYPE)], dim=-1) - mx) / sx
+        joint_mean = torch.cat([mean, action.to(_DTYPE)], dim=-1)  # x = [z, a] (M, O + A)
+        if action_cov is None:
+            joint_cov = F.pad(cov, (0, a, 0, a))
+        else:
+            sa = state_action_cov.to(_DTYPE)
+            joint_cov = torch.cat(
+                [
+                    torch.cat([cov, sa], -1),
+                    torch.cat([sa.transpose(-1, -2), action_cov.to(_DTYPE)], -1),
+                ],
+                -2,
+            )
         noise = post.noise if self.config.predict_noise else None
+        order = self._feature_order.to(mean.device)
+        u_mean, u_cov, u_gain = feature_moments(
+            joint_mean, joint_cov, self.coords.angle_idx, order, exact=method == "moment_matching"
+        )
+        mu_n = (u_mean - mx) / sx
+        gain_n = u_gain / sx  # cov[x, u_n] = joint_cov @ gain_n
         if method == "moment_matching":
-            cov_n = F.pad(cov, (0, a, 0, a)) / (sx.unsqueeze(-1) * sx.unsqueeze(0))
-            f_mean, f_cov, io_cov = moment_match(post, mu_n, cov_n)
+            cov_n = u_cov / (sx.unsqueeze(-1) * sx.unsqueeze(0))
+            f_mean, f_cov, f_gain = moment_match_gain(post, mu_n, cov_n)
             if noise is not None:
-                f_cov = f_cov + torch.diag_embed(noise.expand(mean.shape[0], -1))
+                f_cov = f_cov + torch.diag_embed(noise.expand(m_rows, -1))
             d_cov = f_cov * (sy.unsqueeze(-1) * sy.unsqueeze(0))
-            c_sd = io_cov[:, :o, :] * (sx[:o].unsqueeze(-1) * sy.unsqueeze(0))  # cov[s, delta]
-            new_cov = cov + d_cov + c_sd + c_sd.transpose(-1, -2)
-            new_cov = 0.5 * (new_cov + new_cov.transpose(-1, -2))
-            return GaussianState(mean + f_mean * sy + my, new_cov), cov + c_sd
-        if method == "linearization":
-            # s' = s + delta(s) ~ F s with F = I + d delta / d s (raw units):
-            # cov[s'] = F cov F^T + var, cov[s, s'] = cov F^T.
+            c_xd = joint_cov @ (gain_n @ f_gain) * sy  # cov[x, delta] (M, O + A, O)
+        elif method == "linearization":
             f_mean, f_var, jac = predict_with_jacobian(post, mu_n)
-            jac_s = jac[:, :, :o] * (sy.unsqueeze(-1) / sx[:o].unsqueeze(0))
-            fmat = jac_s + torch.eye(o, dtype=_DTYPE, device=mean.device)
-            cross = cov @ fmat.transpose(-1, -2)
+            # d delta / d x = sy * (d f / d u_n) (d u_n / d x), the last the features' Jacobian
+            jac_x = sy.unsqueeze(-1) * (jac @ gain_n.transpose(-1, -2))  # (M, O, O + A)
+            c_xd = joint_cov @ jac_x.transpose(-1, -2)
+            if noise is not None:
+                f_var = f_var + noise
+            d_cov = jac_x @ c_xd + torch.diag_embed(f_var * sy.square())
         else:  # mean: the prediction at the mean, input uncertainty not propagated
             f_mean, f_var = predict_latent(post, mu_n)
-            fmat, cross = None, cov
-        if noise is not None:
-            f_var = f_var + noise
-        var = torch.diag_embed(f_var * sy.square())
-        new_cov = (cov if fmat is None else fmat @ cross) + var
-        return GaussianState(mean + f_mean * sy + my, new_cov), cross
+            if noise is not None:
+                f_var = f_var + noise
+            d_cov = torch.diag_embed(f_var * sy.square())
+            c_xd = None
+        next_mean = self.coords.wrap(mean + f_mean * sy + my)
+        if c_xd is None:
+            return GaussianState(next_mean, cov + d_cov), cov
+        c_sd = c_xd[:, :o, :]  # cov[z, delta]
+        new_cov = cov + d_cov + c_sd + c_sd.transpose(-1, -2)
+        new_cov = 0.5 * (new_cov + new_cov.transpose(-1, -2))
+        return GaussianState(next_mean, new_cov), cov + c_sd
 
     # ------------------------------------------------------------------ fitting
     def fit_transitions(
@@ -619,7 +725,7 @@ class GPDynamics(DynamicsModel):
         if n < self.input_dim:
             raise ValueError(
                 f"need at least {self.input_dim} transitions (the GP input size obs_dim + "
-                f"action_dim) to fit GPDynamics, got {n}"
+                f"action_dim, plus one per angle dimension) to fit GPDynamics, got {n}"
             )
         cfg = self.config
         iters = cfg.max_iter if max_iter is None else max_iter
@@ -631,11 +737,13 @@ class GPDynamics(DynamicsModel):
             Normalizer(self.input_dim).to(device),
             Normalizer(self.obs_dim).to(device),
         )
-        raw_x = torch.cat([obs, action], dim=-1)
+        z = self.coords.to_model(obs.to(_DTYPE))
+        delta = self.coords.wrap(self.coords.to_model(next_obs.to(_DTYPE)) - z)
+        raw_x = torch.cat([self.coords.features(z), action.to(_DTYPE)], dim=-1)
         in_norm.fit(raw_x)
-        out_norm.fit(next_obs - obs)
-        x = in_norm.normalize(raw_x.to(_DTYPE))
-        y = out_norm.normalize((next_obs - obs).to(_DTYPE)).transpose(0, 1).contiguous()
+        out_norm.fit(delta)
+        x = in_norm.normalize(raw_x)
+        y = out_norm.normalize(delta).transpose(0, 1).contiguous()
         weight = bias = None
         if cfg.mean == "linear":
             # The kernel part (and its hyperparameters) model the residual of the linear mean.
@@ -768,9 +876,10 @@ class GPDynamics(DynamicsModel):
         device = self.device
         obs, action, next_obs = (t.to(device) for t in (obs, action, next_obs))
         _, _, my, sy = self._stats()
-        x = self._normalised_inputs(obs, action)
+        z = self.to_model(obs)
+        x = self._normalised_inputs(z, action)
         post = self.posterior
-        y = ((next_obs - obs).to(_DTYPE) - my) / sy
+        y = (self.coords.wrap(self.to_model(next_obs) - z) - my) / sy
         prior = post.prior_mean(x)
         if prior is not None:
             y = y - prior  # the kernel part conditions on the linear mean's residual
