@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -316,7 +317,7 @@ def _read_state(path: str | os.PathLike, fmt: str, what: str) -> dict[str, Any]:
     except Exception as err:
         raise ValueError(
             f"buffer file {str(path)!r} is corrupt, not a torch file, or holds objects other "
-            f"than tensors and plain data (refused without running them): {err}"
+            f"than tensors and plain data (refused without running them): {_reason(err)}"
         ) from err
     if not isinstance(state, dict) or state.get("format") != fmt:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
@@ -324,6 +325,15 @@ def _read_state(path: str | os.PathLike, fmt: str, what: str) -> dict[str, Any]:
             f"{str(path)!r} is not an mbrl {what} file (expected format {fmt!r}, found {found!r})"
         )
     return state
+
+
+def _reason(err: Exception) -> str:
+    """The gist of a ``torch.load`` error in one line (the weights-only unpickler's message
+    spans paragraphs, and suggests loading with ``weights_only=False``: never do that here)."""
+    text = str(err)
+    found = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(\n\n|$)", text, re.S)
+    line = (found.group(1) if found else text).strip().splitlines()
+    return line[0] if line else type(err).__name__
 
 
 def _check_int(state: dict[str, Any], key: str, where: str, minimum: int) -> int:
