@@ -97,9 +97,7 @@ class DictSteeringEnv(gym.Env[dict, np.ndarray]):
 def register() -> None:
     """Register :data:`DICT_STEERING_ENV_ID` with gymnasium (idempotent)."""
     if DICT_STEERING_ENV_ID not in gym.registry:
-        gym.register(
-            id=DICT_STEERING_ENV_ID, entry_point="mbrl.envs.dict_steering:DictSteeringEnv"
-        )
+        gym.register(id=DICT_STEERING_ENV_ID, entry_point="mbrl.envs.dict_steering:DictSteeringEnv")
 
 
 register()
