@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "mbrl.commands.dyna",
         "MBPO: SAC on real + branched model rollouts (needs the sb3 extra); or Dyna-Q",
     ),
+    "export": (
+        "mbrl.commands.export",
+        "export a run's policy or CEM planner as a torch.export artefact (.pt2) for deployment",
+    ),
 }
 """``{subcommand: (module, one-line help)}``. Each module adds its subcommand with
 ``register(subparsers)``; it is imported only when its subcommand is chosen (its imports pull
