@@ -316,3 +316,32 @@ def test_sigkill_after_episode_2_then_cli_resume_matches_an_uninterrupted_run(tm
     assert (killed / "summary.json").exists() and _leftovers(killed) == []
     ref, got = _metric_returns(full), _metric_returns(killed)
     assert len(ref) == 6 and got == ref  # episodes 3-5 re-run identically
+
+
+def test_a_planet_run_resumes_with_its_optimiser_state(tmp_path, monkeypatch):
+    from test_rssm import TINY_RUN
+
+    from mbrl.models.rssm.training import RSSMTrainer
+
+    cfg = dataclasses.replace(TINY_RUN, episodes=2).to_run_config()
+    ref = run(dataclasses.replace(cfg, out=str(tmp_path / "ref")))
+    out = tmp_path / "run"
+    calls = {"n": 0}
+    real_train = RSSMTrainer.train
+
+    def train(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_train(self, *args, **kwargs)
+
+    monkeypatch.setattr(RSSMTrainer, "train", train)
+    with pytest.raises(KeyboardInterrupt):
+        run(dataclasses.replace(cfg, out=str(out)))
+    monkeypatch.undo()
+    assert "loop_state.pt" in json.loads((out / "state.json").read_text())["files"]
+    resumed = resume(out)
+    assert [r.kind for r in resumed.records] == ["seed", "plan", "plan"]
+    assert _returns(resumed) == _returns(ref)
+    assert [r.losses for r in resumed.records] == [r.losses for r in ref.records]
+    assert _same_state(resumed.model, ref.model)
