@@ -2,12 +2,15 @@
 
 Sampling planners combine a model-agnostic :class:`TrajectoryOptimizer` (CEM/iCEM, MPPI, random
 shooting) with the rollout engine; see :mod:`mbrl.planners.registry` for building by name.
+Every planner is anytime under its config's ``plan_budget_ms`` and records each plan call in
+``planner.plan_stats`` (:mod:`mbrl.planners.deadline`).
 """
 
-from mbrl.planners.base import Planner
+from mbrl.planners.base import Planner, PlanningNonFiniteError
 from mbrl.planners.cem import CEMConfig, CEMOptimizer
+from mbrl.planners.deadline import AnytimeConfig, Deadline, PlanRecord, PlanStats
 from mbrl.planners.mppi import MPPIConfig, MPPIOptimizer
-from mbrl.planners.optimizer import Objective, TrajectoryOptimizer
+from mbrl.planners.optimizer import Objective, SamplingConfig, TrajectoryOptimizer
 from mbrl.planners.random_shooting import RandomShootingConfig, RandomShootingOptimizer
 from mbrl.planners.registry import (
     ICEM_DEFAULTS,
@@ -20,15 +23,21 @@ from mbrl.planners.sampling import SamplingPlanner
 
 __all__ = [
     "ICEM_DEFAULTS",
+    "AnytimeConfig",
     "CEMConfig",
     "CEMOptimizer",
+    "Deadline",
     "MPPIConfig",
     "MPPIOptimizer",
     "Objective",
+    "PlanRecord",
+    "PlanStats",
     "Planner",
     "PlannerContext",
+    "PlanningNonFiniteError",
     "RandomShootingConfig",
     "RandomShootingOptimizer",
+    "SamplingConfig",
     "SamplingPlanner",
     "TrajectoryOptimizer",
     "build_planner",
