@@ -12,9 +12,12 @@ stops when the budget is spent, returning the best plan so far. The units are:
 - iLQR: iterations (at least one); GP-MPC: L-BFGS-B iterations (at least one).
 
 The check reads :func:`time.perf_counter`; on a CUDA device it first synchronises, so queued
-kernels count against the budget. With no budget it does nothing (no clock, no sync), so an
-unbudgeted plan is exactly what it was before budgets existed. The work before the first check
-always runs, so a budget shorter than one unit is missed, not met.
+kernels count against the budget (one sync per iteration, only with a budget: the device then
+idles while Python queues the next iteration, a few tens of microseconds). With no budget the
+check does nothing (no clock, no sync), so an unbudgeted plan is exactly what it was before
+budgets existed. The work before the first check always runs, so a budget shorter than one unit
+is missed, not met. Timing the call itself takes one sync at its end on CUDA, which costs
+nothing in an agent (it copies the first action to the host right after).
 
 Every ``plan`` call appends a :class:`PlanRecord` (wall time, units done, whether the budget
 cut it short, whether it was missed) to the planner's :attr:`~mbrl.planners.base.Planner.
