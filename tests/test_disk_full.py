@@ -40,6 +40,12 @@ def _disk_full_at(monkeypatch, target: str, generation: int, err: int = errno.EN
     monkeypatch.setattr(files_module, "_fsync_path", fsync)
 
 
+@pytest.fixture(autouse=True)
+def _temp_dirs_in_tmp_path(tmp_path, monkeypatch):
+    """Rescued buffers go to a new temporary directory: keep those under the test's."""
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+
+
 @pytest.fixture(scope="module")
 def reference():
     return run(RunConfig(**TINY))
@@ -59,7 +65,7 @@ def test_disk_full_keeps_the_buffer_and_the_last_checkpoint(
     note = err.__notes__[0]
     saved = Path(note.split("were saved to ")[1].split(";")[0])
     assert saved.name == "buffer.pt" and saved.parent.name.startswith("mbrl-crash-")
-    assert saved.parent.parent != out and len(TransitionBuffer.load(saved)) == 30  # episodes 0-2
+    assert saved.parent.parent == tmp_path and len(TransitionBuffer.load(saved)) == 30  # eps 0-2
     assert note.endswith(f"{out} holds episodes 0-1 of 4; 'mbrl run --resume {out}' runs the rest")
     assert _leftovers(out) == [] and not (out / "summary.json").exists()
     assert json.loads((out / "state.json").read_text())["next_episode"] == 2

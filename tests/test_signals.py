@@ -22,12 +22,12 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def _mbrl(*args: str, **kwargs) -> subprocess.Popen:
+    kwargs.setdefault("env", ENV)
     return subprocess.Popen(
         [sys.executable, "-m", "mbrl.cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=ENV,
         **kwargs,
     )
 
@@ -78,7 +78,8 @@ def test_sigterm_on_mbrl_run_exits_143_with_one_line(tmp_path):
 
 
 def test_ctrl_c_without_out_says_where_the_buffer_went(tmp_path):
-    proc = _mbrl("run", *[a for a in CLI_TINY if a != "--quiet"], cwd=tmp_path)
+    env = {**ENV, "TMPDIR": str(tmp_path)}
+    proc = _mbrl("run", *[a for a in CLI_TINY if a != "--quiet"], cwd=tmp_path, env=env)
     seen: list[str] = []
 
     def first_episode_logged() -> bool:
@@ -94,7 +95,8 @@ def test_ctrl_c_without_out_says_where_the_buffer_went(tmp_path):
     head, _, where = lines[0].partition(" collected so far were saved to ")
     assert head.startswith("mbrl run: interrupted; the ") and head.endswith(" transitions")
     saved = Path(where)
-    assert saved.parent.name.startswith("mbrl-crash-") and len(TransitionBuffer.load(saved)) >= 15
+    assert saved.parent.name.startswith("mbrl-crash-") and saved.parent.parent == tmp_path
+    assert len(TransitionBuffer.load(saved)) >= 15
 
 
 def test_a_pool_closed_after_an_error_kills_its_running_workers():

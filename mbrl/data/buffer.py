@@ -332,8 +332,8 @@ def _reason(err: Exception) -> str:
     spans paragraphs, and suggests loading with ``weights_only=False``: never do that here)."""
     text = str(err)
     found = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(\n\n|$)", text, re.S)
-    line = (found.group(1) if found else text).strip().splitlines()
-    return line[0] if line else type(err).__name__
+    lines = (found.group(1) if found else text).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
 
 
 def _check_int(state: dict[str, Any], key: str, where: str, minimum: int) -> int:
