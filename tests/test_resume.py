@@ -345,3 +345,34 @@ def test_a_planet_run_resumes_with_its_optimiser_state(tmp_path, monkeypatch):
     assert _returns(resumed) == _returns(ref)
     assert [r.losses for r in resumed.records] == [r.losses for r in ref.records]
     assert _same_state(resumed.model, ref.model)
+
+
+def test_a_planners_own_state_is_part_of_the_checkpoint(tmp_path, monkeypatch):
+    from mbrl.planners.sampling import SamplingPlanner
+
+    real_plan, used = SamplingPlanner.plan, []
+
+    def plan(self, obs):  # a planner that keeps a count across episodes
+        self.plans = getattr(self, "plans", 0) + 1
+        used.append(self)
+        return real_plan(self, obs)
+
+    def load_state_dict(self, state):
+        self.plans = state["plans"]
+
+    monkeypatch.setattr(SamplingPlanner, "plan", plan)
+    monkeypatch.setattr(
+        SamplingPlanner, "state_dict", lambda self: {"plans": getattr(self, "plans", 0)}, False
+    )
+    monkeypatch.setattr(SamplingPlanner, "load_state_dict", load_state_dict, False)
+    run(RunConfig(**TINY))
+    assert used[-1].plans == 30  # 3 MPC episodes of 10 steps
+    out = tmp_path / "run"
+    real_fit = loop_module.fit
+    _fail_on_fit_call(monkeypatch, 2, KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        run(RunConfig(out=str(out), **TINY))
+    monkeypatch.setattr(loop_module, "fit", real_fit)
+    assert torch.load(out / "loop_state.pt", weights_only=True) == {"planner": {"plans": 10}}
+    resume(out)
+    assert used[-1].plans == 30

@@ -259,9 +259,11 @@ def resumed_start(setup: RunSetup, loop: LoopSpecifics, writer: RunWriter) -> Lo
     for name, model in loop.checkpoints().items():
         load_weights(model, out / name)
     if LOOP_STATE_FILE in committed.files:
-        loop.load_loop_state(
-            torch.load(out / LOOP_STATE_FILE, map_location="cpu", weights_only=True)
-        )
+        state = torch.load(out / LOOP_STATE_FILE, map_location="cpu", weights_only=True)
+        if PLANNER_STATE in state:
+            setup.planner.load_state_dict(state.pop(PLANNER_STATE))  # type: ignore[attr-defined]
+        if state:
+            loop.load_loop_state(state)
     records = tuple(loop.record_type.from_json(d) for d in writer.read_records())
     if not records or records[-1].episode != committed.next_episode - 1:
         raise ValueError(
@@ -377,6 +379,21 @@ def _reseed(setup: RunSetup, loop: LoopSpecifics, episode: int) -> None:
     loop.reseed(seed, episode)
 
 
+PLANNER_STATE = "planner"
+"""The ``loop_state.pt`` entry of a planner's own state (see :func:`_loop_state`)."""
+
+
+def _loop_state(setup: RunSetup, loop: LoopSpecifics) -> dict[str, Any] | None:
+    # A planner whose state outlasts an episode (beyond the warm start, which reset() drops
+    # at every episode start) offers it as state_dict() / load_state_dict(): tensors and
+    # plain data, saved with the checkpoint so that a resumed run plans the same.
+    state = dict(loop.loop_state() or {})
+    planner_state = getattr(setup.planner, "state_dict", None)
+    if callable(planner_state):
+        state[PLANNER_STATE] = planner_state()
+    return state or None
+
+
 def _snapshot(
     setup: RunSetup, loop: LoopSpecifics, next_episode: int, n_seed: int, records: list
 ) -> Snapshot:
@@ -391,7 +408,7 @@ def _snapshot(
         collected=collected,
         checkpoints=loop.checkpoints(),
         meta={"env": cfg.env_id, "seed": cfg.seed},
-        loop_state=loop.loop_state(),
+        loop_state=_loop_state(setup, loop),
         rng={
             "scheme": "episode_seed(seed, episode, stream), reseeded at every episode start",
             "seed": cfg.seed,

@@ -6,7 +6,8 @@ A run directory (``RunConfig.out``) holds:
   reads it back) and the rollout backend it resolved to; written before the first episode.
 - after every episode, as one checkpoint: ``buffer.pt`` (the filled rows only), the model
   checkpoints (``model.pt``, learned task models, value / policy), ``loop_state.pt`` where the
-  loop keeps more (the RSSM's optimiser), ``metrics.jsonl`` (one standard-JSON line per
+  loop keeps more (the RSSM's optimiser; the state of a planner that keeps one across
+  episodes, via its ``state_dict()``), ``metrics.jsonl`` (one standard-JSON line per
   episode; NaN and inf are written as ``null``) and ``state.json`` (where the run stands:
   the next episode, the seed episodes, the transitions stored).
 - ``summary.json``, written only when the run finishes: a directory with it holds a finished
