@@ -21,7 +21,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from mbrl.export import loader
+# The loader is found by path: this script needs no mbrl installed, only torch.
+LOADER = Path(__file__).resolve().parents[1] / "mbrl" / "export" / "loader.py"
 
 _CHECK = r"""
 import json, sys, time
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         ).stdout.strip()
     )
     print("linked into the venv: " + ", ".join(link_torch(site)))
-    shutil.copy(loader.__file__, work / "loader.py")
+    shutil.copy(LOADER, work / "loader.py")
     files = []
     for art in args.artefacts:
         files.append(str(shutil.copy(art, work / Path(art).name)))

@@ -64,6 +64,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(default auto: the first that exists, in that order)",
     )
     p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        metavar="MODULE",
+        default=[],
+        help="import MODULE first (repeatable): one registering the run's env or a model class "
+        "of your own",
+    )
+    p.add_argument(
         "--check",
         type=int_at_least(0),
         default=0,
@@ -81,9 +90,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``mbrl export`` with parsed ``args``; prints the artefact, and the checks asked."""
+    import importlib
+
     from mbrl.agents.env_factory import make_env
     from mbrl.export import export_run, load, measure_latency, random_observations
     from mbrl.export.checks import planner_parity, policy_parity
+
+    for module in args.imports:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ValueError(f"--import {module}: {err}") from err
 
     exported, source = export_run(
         args.run_dir,

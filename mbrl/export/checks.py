@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mbrl.export.loader import time_calls
 from mbrl.models.base import EXPECTATION
 from mbrl.models.policy_model import LearnedPolicy
 from mbrl.planners.cem import CEMOptimizer
@@ -132,32 +132,14 @@ def measure_latency(
     warmup: int = 20,
     device: str | torch.device = "cpu",
 ) -> LatencyReport:
-    """Time ``call()`` ``calls`` times after ``warmup`` untimed calls.
-
-    On a CUDA ``device`` each timed call ends with ``torch.cuda.synchronize``, so the time is
-    the result's, not the launch's.
+    """Time ``call()`` ``calls`` times after ``warmup`` untimed calls
+    (:func:`mbrl.export.loader.time_calls`, the loader's own timer, so a deployment machine
+    with only torch measures the same way). On a CUDA ``device`` each timed call ends with
+    ``torch.cuda.synchronize``, so the time is the result's, not the launch's.
     """
     check_positive_int(calls, "calls")
     check_positive_int(warmup, "warmup", minimum=0)
-    device = torch.device(device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        call()
-    sync()
-    times = np.empty(calls)
-    for i in range(calls):
-        start = time.perf_counter()
-        call()
-        sync()
-        times[i] = time.perf_counter() - start
-    ms = times * 1e3
+    stats = time_calls(call, calls, warmup, device)
     return LatencyReport(
-        name,
-        str(device),
-        calls,
-        float(np.median(ms)),
-        float(np.percentile(ms, 99)),
-        float(ms.mean()),
-        float(ms.max()),
-        torch.get_num_threads(),
+        name, str(torch.device(device)), calls, threads=torch.get_num_threads(), **stats
     )

@@ -27,7 +27,9 @@ import hashlib
 import io
 import json
 import os
+import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +210,38 @@ class DeployedPlanner(_Deployed):
             raise ValueError("act takes one observation (O,); use plan() for a batch")
         self._previous = plan
         return plan[0]
+
+
+def time_calls(
+    call: Callable[[], Any],
+    calls: int = 1000,
+    warmup: int = 20,
+    device: str | torch.device = "cpu",
+) -> dict[str, float]:
+    """Wall time of ``call()`` over ``calls`` calls after ``warmup`` untimed ones: a dict of
+    ``median_ms``, ``p99_ms``, ``mean_ms``, ``max_ms`` (p99: nearest-rank, linear
+    interpolation). On a CUDA ``device`` every timed call ends with a synchronisation."""
+    if calls < 1 or warmup < 0:
+        raise ValueError(f"calls must be >= 1 and warmup >= 0, got {calls} and {warmup}")
+    cuda = torch.device(device).type == "cuda"
+    for _ in range(warmup):
+        call()
+    if cuda:
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        call()
+        if cuda:
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - start) * 1e3)
+    ms = torch.tensor(times, dtype=torch.float64)
+    return {
+        "median_ms": float(ms.quantile(0.5)),
+        "p99_ms": float(ms.quantile(0.99)),
+        "mean_ms": float(ms.mean()),
+        "max_ms": float(ms.max()),
+    }
 
 
 def load(path: str | os.PathLike, device: str | torch.device | None = None) -> _Deployed:
