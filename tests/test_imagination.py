@@ -222,3 +222,39 @@ def test_loop_reports_real_returns_and_saves_an_exportable_actor(tmp_path) -> No
     exported, _ = export_run(out, "policy", tmp_path / "actor.pt2")
     assert exported.spec["source"]["policy"] == "actor"
     assert (load(exported.path)(obs) - actor.mode(obs)).abs().max() <= 1e-5
+
+
+def test_dyna_style_flags_map_onto_the_loop_config(monkeypatch, capsys) -> None:
+    import argparse
+
+    from mbrl.imagination import loop
+
+    seen = {}
+
+    def fake(config):
+        seen["config"] = config
+        return loop.ImagineResult(config, [{"return": -5.0}], [-1.0, -3.0], [], None, None, 1.0)
+
+    monkeypatch.setattr(loop, "imagine_and_learn", lambda config: fake(config))
+    args = argparse.Namespace(
+        env="mbrl/AwakeSteering-v0",
+        steps=800,
+        seed=3,
+        out=None,
+        device="cpu",
+        quiet=True,
+        model_every=100,
+    )
+    assert loop.main_from_args(args) == 0
+    cfg = seen["config"]
+    assert (cfg.env_id, cfg.total_steps, cfg.seed, cfg.steps_per_round) == (
+        "mbrl/AwakeSteering-v0",
+        800,
+        3,
+        100,
+    )
+    assert cfg.seed_steps == 200 and not cfg.progress
+    out = capsys.readouterr().out
+    assert (
+        "real returns per episode: -5.0" in out and "final eval return -2.0 over 2 episodes" in out
+    )

@@ -340,3 +340,32 @@ def _save(
         save_checkpoint(out / "reward_model.pt", reward_model, meta)
     if term_model is not None:
         save_checkpoint(out / "termination_model.pt", term_model, meta)
+
+
+def main_from_args(args: Any) -> int:
+    """Run :func:`imagine_and_learn` from parsed ``mbrl dyna``-style flags (``env``,
+    ``steps``, ``seed``, ``out``, ``device``, ``quiet``; optional ``model_every``: env steps
+    per round) and print every episode's return and the final evaluation."""
+    defaults = ImagineLoopConfig()
+    steps = int(getattr(args, "steps", None) or defaults.total_steps)
+    cfg = ImagineLoopConfig(
+        env_id=getattr(args, "env", None) or defaults.env_id,
+        seed=int(getattr(args, "seed", 0)),
+        total_steps=steps,
+        seed_steps=min(defaults.seed_steps, max(1, steps // 4)),
+        steps_per_round=int(getattr(args, "model_every", None) or defaults.steps_per_round),
+        device=getattr(args, "device", None) or defaults.device,
+        out=getattr(args, "out", None),
+        progress=not getattr(args, "quiet", False),
+    )
+    result = imagine_and_learn(config=cfg)
+    returns = ", ".join(f"{r:.1f}" for r in result.returns)
+    print(f"real returns per episode: {returns}")
+    print(
+        f"done: imagine on {cfg.env_id}, {cfg.total_steps} real steps, final eval return "
+        f"{result.final_return:.1f} over {len(result.eval_returns)} episodes "
+        f"({result.seconds:.0f} s)"
+    )
+    if cfg.out:
+        print(f"outputs in {cfg.out} (actor.pt: mbrl export {cfg.out} --what policy)")
+    return 0
