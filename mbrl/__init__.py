@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from mbrl._version import __version__
 from mbrl.gym_ids import register_envs as _register_envs
-from mbrl.util.lazy import lazy_exports as _lazy_exports
+from mbrl.util.lazy import install_lazy_exports as _install_lazy_exports
 
 if TYPE_CHECKING:
     from mbrl.agents import MPCAgent, RunConfig, RunResult, make_env, run, run_episode
@@ -105,7 +105,7 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = _lazy_exports(
+_install_lazy_exports(
     __name__,
     __file__,
     submodules=(

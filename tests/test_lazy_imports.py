@@ -80,6 +80,17 @@ def test_every_public_name_resolves_and_is_listed():
         mbrl.nope  # noqa: B018
 
 
+def test_a_re_export_named_like_its_submodule_stays_the_re_export():
+    # mbrl.rollout is the function of the subpackage mbrl.rollout, however the two are reached.
+    proc = _python(
+        "import mbrl.rollout.core, mbrl\n"
+        "from mbrl.rollout import rollout, simulate\n"
+        "print(mbrl.rollout is rollout, callable(mbrl.rollout), simulate.__module__)\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "True", "mbrl.rollout.core"]
+
+
 def test_gp_loads_gpytorch_on_first_use_without_its_warning(tmp_path):
     from mbrl.models import save_checkpoint
     from mbrl.models.gp import GPDynamics
