@@ -1,22 +1,32 @@
-"""Benchmark: GP dynamics fitting time vs data size (exact vs sparse path) on Pendulum-v1.
+"""Benchmark: sparse GP dynamics fit at 16k transitions vs the exact GP on a 2k subset.
 
-Collects random-action Pendulum-v1 transitions, then for each data size fits
-:class:`~mbrl.models.gp.model.GPDynamics` with its default settings (the path is selected
-automatically: exact marginal likelihood up to ``sparse_threshold`` transitions, the sparse
-variational GP above) and, for comparison, with the other path forced. Prints one row per
-(size, path): fit seconds, iterations / steps, held-out RMSE of the next observation on 2000
-fresh transitions, and the posterior used for prediction. The exact path is only timed up to
-``--exact-limit`` transitions (its cost grows as ``N^3`` per iteration).
+Collects random-action Pendulum-v1 transitions (``--n`` for training, 2000 fresh ones for
+testing), then fits :class:`~mbrl.models.gp.model.GPDynamics`:
 
-Run (2-core CPU; about 3 minutes with the defaults)::
+* ``sparse``: the default sparse path on all ``--n`` points (collapsed bound on a subset,
+  k-means++ inducing inputs, early stopping; optimal ``q(u)`` over all data);
+* ``exact``: the exact marginal likelihood on a random ``--exact-n`` subset (the reference;
+  skipped with ``--exact-n 0``);
+* ``svgp`` (with ``--svgp``): the previous sparse path, gpytorch SVGP with 400 Adam steps;
+* any ``--variant key=value,...`` of :class:`~mbrl.models.gp.model.GPConfig` on all points.
 
-    OMP_NUM_THREADS=1 python scripts/bench_gp_fit.py
+Prints per fit: wall and CPU seconds, optimiser iterations, what stopped it, and on the test
+transitions the RMSE of the predicted next observation (overall and per dimension) and the
+mean negative log predictive density (``NLPD``; per dimension, summed). The load average
+(``os.getloadavg``) is printed before and after: figures from a shared machine need it.
+
+Usage::
+
+    OMP_NUM_THREADS=1 nice -n 5 python scripts/bench_gp_fit.py [--n 16000] [--exact-n 2000]
+        [--svgp] [--variant inducing_init=greedy] [--seed 0] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import os
 import time
 import warnings
 
@@ -49,83 +59,88 @@ def collect(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
 
 
 def bench_one(
-    config: GPConfig, data: tuple[torch.Tensor, ...], test: tuple[torch.Tensor, ...], seed: int
-) -> dict:
-    """Fit once; returns seconds, path, iterations, RMSE and whether it converged."""
+    label: str,
+    config: GPConfig,
+    data: tuple[torch.Tensor, ...],
+    test: tuple[torch.Tensor, ...],
+    seed: int,
+) -> None:
+    """Fit once and print one row (see the module docstring)."""
     model = GPDynamics(3, 1, config)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GPFitWarning)
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         model.fit_data(*data, generator=torch.Generator().manual_seed(seed))
-        seconds = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     with torch.no_grad():
-        mean, _ = model.predict(test[0], test[1])
-    rmse = float((mean - test[2]).square().mean().sqrt())
+        mean, var = model.predict(test[0], test[1])
+    err = (mean - test[2]).double()
+    rmse = float(err.square().mean().sqrt())
+    per_dim = err.square().mean(0).sqrt().tolist()
+    nlpd = float(
+        (0.5 * torch.log(2 * math.pi * var.double()) + 0.5 * err.square() / var).mean(0).sum()
+    )
     info = model.last_fit
-    return {
-        "seconds": seconds,
-        "hyper_fit": info.hyper_fit,
-        "posterior": info.posterior,
-        "iterations": info.iterations,
-        "rmse": rmse,
-        "warned": bool(caught),
-    }
+    note = " (warned)" if caught else ""
+    print(
+        f"{label:<28} {info.num_points:>6} {wall:>8.1f} {cpu:>8.1f} {info.iterations:>6d}  "
+        f"{rmse:>8.5f}  [{', '.join(f'{v:.4f}' for v in per_dim)}]  {nlpd:>8.3f}  "
+        f"{info.message[:60]}{note}",
+        flush=True,
+    )
+
+
+def _parse_variant(text: str) -> dict:
+    out = {}
+    for item in text.split(","):
+        key, value = item.split("=", 1)
+        field = {f.name: f for f in dataclasses.fields(GPConfig)}[key]
+        out[key] = (
+            type(field.default)(value)
+            if not isinstance(field.default, bool)
+            else (value.lower() == "true")
+        )
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[250, 1000, 4000, 16000])
+    parser.add_argument("--n", type=int, default=16000, help="training transitions")
+    parser.add_argument("--exact-n", type=int, default=2000, help="exact GP subset (0: skip)")
+    parser.add_argument("--svgp", action="store_true", help="also time the SVGP path")
+    parser.add_argument("--variant", action="append", default=[], help="key=value,... of GPConfig")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--exact-limit",
-        type=int,
-        default=1000,
-        help="largest size for which the exact path is timed (default %(default)s)",
-    )
-    parser.add_argument(
-        "--no-alternative", action="store_true", help="time only the automatically selected path"
-    )
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    largest = max(args.sizes)
-    obs, act, nxt = collect(largest, args.seed)
+    torch.set_num_threads(args.threads)
+    obs, act, nxt = collect(args.n, args.seed)
     test = collect(2000, args.seed + 10_000)
-    default = GPConfig()
     print(
-        f"GPDynamics fit on Pendulum-v1 random transitions (torch threads: "
-        f"{torch.get_num_threads()}); auto: exact for N <= {default.sparse_threshold}, "
-        f"sparse (SVGP, {default.num_inducing} inducing, {default.sparse_steps} steps) above"
+        f"GPDynamics fit, Pendulum-v1 random transitions; torch threads {torch.get_num_threads()}; "
+        f"load average before {os.getloadavg()[0]:.2f} (1 min), cores {os.cpu_count()}"
     )
     header = (
-        f"{'N':>6}  {'path':<22} {'auto':<4} {'fit s':>8} {'iters':>6} {'posterior':<9} {'RMSE':>9}"
+        f"{'fit':<28} {'N':>6} {'wall s':>8} {'cpu s':>8} {'iters':>6}  {'RMSE':>8}  "
+        f"{'RMSE per dim (cos, sin, thdot)':<32}  {'NLPD':>8}  stopped"
     )
     print(header)
     print("-" * len(header))
-    for n in args.sizes:
-        data = (obs[:n], act[:n], nxt[:n])
-        auto_path = "exact" if n <= default.sparse_threshold else "sparse"
-        paths = [auto_path]
-        if not args.no_alternative:
-            paths.append("sparse" if auto_path == "exact" else "exact")
-        for path in paths:
-            if path == "exact" and n > args.exact_limit and path != auto_path:
-                print(
-                    f"{n:>6}  {'exact (marginal lik.)':<22} {'':<4} {'skipped: O(N^3) per iteration':>34}"
-                )
-                continue
-            cfg = default
-            if path != auto_path:
-                threshold = n if path == "exact" else 1
-                cfg = dataclasses.replace(default, sparse_threshold=threshold)
-            row = bench_one(cfg, data, test, args.seed)
-            label = "exact (marginal lik.)" if row["hyper_fit"] == "exact" else "sparse (SVGP ELBO)"
-            flag = "yes" if path == auto_path else ""
-            note = "  (warned: not converged)" if row["warned"] else ""
-            print(
-                f"{n:>6}  {label:<22} {flag:<4} {row['seconds']:>8.2f} {row['iterations']:>6d} "
-                f"{row['posterior']:<9} {row['rmse']:>9.5f}{note}",
-                flush=True,
-            )
+    default = GPConfig()
+    bench_one("sparse (default)", default, (obs, act, nxt), test, args.seed)
+    for text in args.variant:
+        cfg = dataclasses.replace(default, **_parse_variant(text))
+        bench_one(f"sparse ({text})", cfg, (obs, act, nxt), test, args.seed)
+    if args.svgp:
+        cfg = dataclasses.replace(default, sparse_method="svgp")
+        bench_one("sparse (svgp, 400 Adam)", cfg, (obs, act, nxt), test, args.seed)
+    if args.exact_n:
+        idx = torch.randperm(args.n, generator=torch.Generator().manual_seed(args.seed))
+        idx = idx[: args.exact_n]
+        cfg = dataclasses.replace(default, sparse_threshold=args.exact_n, num_inducing=args.exact_n)
+        bench_one(
+            f"exact ({args.exact_n} subset)", cfg, (obs[idx], act[idx], nxt[idx]), test, args.seed
+        )
+    print(f"load average after {os.getloadavg()[0]:.2f} (1 min)")
 
 
 if __name__ == "__main__":

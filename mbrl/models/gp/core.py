@@ -347,22 +347,73 @@ def sparse_posterior(
 def kmeans(
     x: Tensor, k: int, generator: torch.Generator | None = None, iterations: int = 15
 ) -> Tensor:
-    """``k`` cluster centres ``(k, D)`` of ``x (N, D)`` by Lloyd's algorithm (random-subset start).
+    """``k`` cluster centres ``(k, D)`` of ``x (N, D)`` by Lloyd's algorithm from a k-means++ start.
 
-    Empty clusters keep their previous centre. With ``k >= N`` returns ``x`` itself.
+    k-means++ seeding (Arthur & Vassilvitskii 2007: each next centre drawn with probability
+    proportional to its squared distance from the chosen ones) spreads the start over the data,
+    so few Lloyd iterations suffice. Empty clusters keep their previous centre. With
+    ``k >= N`` returns ``x`` itself.
     """
     n = x.shape[0]
     if k >= n:
         return x.clone()
     gen_device = generator.device if generator is not None else x.device
-    perm = torch.randperm(n, generator=generator, device=gen_device).to(x.device)
-    centres = x[perm[:k]].clone()
+    first = int(torch.randint(0, n, (1,), generator=generator, device=gen_device))
+    chosen = [first]
+    d2 = (x - x[first]).square().sum(-1)
+    for _ in range(1, k):
+        weights = d2.clamp_min(0.0).to(gen_device)
+        if float(weights.sum()) <= 0:  # fewer distinct points than k: any point will do
+            weights = torch.ones_like(weights)
+        pick = int(torch.multinomial(weights, 1, generator=generator))
+        chosen.append(pick)
+        d2 = torch.minimum(d2, (x - x[pick]).square().sum(-1))
+    centres = x[torch.tensor(chosen, device=x.device)].clone()
     for _ in range(iterations):
         assign = torch.cdist(x, centres).argmin(1)
         sums = torch.zeros_like(centres).index_add_(0, assign, x)
         counts = torch.bincount(assign, minlength=k).to(x.dtype).unsqueeze(1)
         centres = torch.where(counts > 0, sums / counts.clamp_min(1.0), centres)
     return centres
+
+
+def greedy_variance(
+    kernel: str, x: Tensor, k: int, lengthscale: Tensor, outputscale: Tensor
+) -> Tensor:
+    """``k`` inducing inputs per output chosen from ``x (N, D)`` by greedy conditional variance.
+
+    Burt, Rasmussen & van der Wilk (2020): repeatedly add the point whose prior variance given
+    the points chosen so far is largest (a pivoted Cholesky factorisation of ``K``, ``O(N k^2)``
+    per output). The points spread where the kernel -- with these hyperparameters -- sees
+    structure, and the Nystrom error ``tr(K - Q)`` that the sparse bound pays shrinks greedily.
+    Deterministic (ties go to the first candidate).
+
+    Args:
+        kernel: kernel name; x: candidates ``(N, D)``; k: points per output (at most ``N``).
+        lengthscale / outputscale: ``(O, D)``, ``(O,)``.
+
+    Returns:
+        ``Z (O, min(k, N), D)``, distinct rows of ``x`` per output.
+    """
+    n = x.shape[0]
+    o = lengthscale.shape[0]
+    k = min(k, n)
+    rows = torch.arange(o, device=x.device)
+    xz = x.unsqueeze(0).expand(o, -1, -1)
+    diag = outputscale.unsqueeze(-1).expand(o, n).clone()  # residual variances (O, N)
+    factor = torch.zeros(o, k, n, dtype=x.dtype, device=x.device)  # rows: columns of L
+    chosen = torch.zeros(o, k, dtype=torch.long, device=x.device)
+    for m in range(k):
+        best = diag.argmax(-1)  # (O,)
+        chosen[:, m] = best
+        col = kernel_matrix(kernel, x[best].unsqueeze(1), xz, lengthscale, outputscale)[:, 0]
+        if m > 0:
+            col = col - (factor[rows, :m, best].unsqueeze(1) @ factor[:, :m]).squeeze(1)
+        new = col / diag[rows, best].clamp_min(1e-300).sqrt().unsqueeze(-1)
+        factor[:, m] = new
+        diag = (diag - new.square()).clamp_min(0.0)
+        diag[rows, best] = -1.0  # never chosen twice
+    return x[chosen]
 
 
 def _weighted_ridge(x: Tensor, y: Tensor, weight: Tensor, ridge: float) -> Tensor:

@@ -9,6 +9,7 @@ likelihood with L-BFGS-B (scipy) on gradients from torch autograd.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import gpytorch
@@ -121,6 +122,14 @@ class GPHyperparameters(nn.Module):
         """``(lengthscale (O, D), outputscale (O,), noise (O,))``."""
         return self.lengthscale, self.outputscale, self.noise
 
+    def tensors(self) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`values` attached to the autograd graph of the raw parameters (for fitting)."""
+        return (
+            self.covar.base_kernel.lengthscale.squeeze(-2),
+            self.covar.outputscale,
+            self.likelihood.noise.squeeze(-1),
+        )
+
 
 def _log_bounds(bounds: tuple[float, float], name: str) -> tuple[float, float]:
     lo, hi = (float(b) for b in bounds)
@@ -179,31 +188,39 @@ def _projected_gradient(
     return float(np.abs(g).max())
 
 
-def fit_exact_hyperparameters(
-    x: Tensor, y: Tensor, hyper: GPHyperparameters, max_iter: int = 200, gtol: float = 1e-5
-) -> HyperFitResult:
-    """Maximise the exact marginal likelihood of ``x (N, D)``, ``y (O, N)`` over ``hyper``'s parameters.
+class StopFit(Exception):
+    """Raised by a :func:`minimize_hyperparameters` ``monitor`` to end the fit (early stopping)."""
 
-    L-BFGS-B (scipy) over the log-hyperparameters within their bounds, gradients by torch
-    autograd, Cholesky-based likelihood (``gpytorch.settings.max_cholesky_size`` raised past
-    ``N``).
-    ``hyper`` is updated in place, also when not converged.
+
+def minimize_hyperparameters(
+    hyper: GPHyperparameters,
+    loss_fn: Callable[[], Tensor],
+    max_iter: int,
+    gtol: float,
+    what: str,
+    monitor: Callable[[int], None] | None = None,
+) -> HyperFitResult:
+    """Minimise ``loss_fn()`` over ``hyper``'s log-hyperparameters by L-BFGS-B within their bounds.
+
+    Gradients by torch autograd; ``hyper`` is updated in place (to the last accepted iterate,
+    also when not converged). ``monitor(iteration)`` runs after every L-BFGS-B iteration with
+    ``hyper`` at that iterate and may raise :class:`StopFit`: the fit then ends there as
+    converged (early stopping; the monitor restores whichever parameters it wants kept).
+
+    Args:
+        what: the loss in words, for error messages.
 
     Returns:
         :class:`HyperFitResult`; ``converged`` is False when ``max_iter`` was reached.
 
     Raises:
-        FitFailure: non-finite loss or a kernel matrix that is not positive definite.
+        FitFailure: non-finite loss or a matrix that is not positive definite.
     """
-    model = BatchExactGP(x, y, hyper)
-    model.train()
-    mll = gpytorch.mlls.ExactMarginalLogLikelihood(hyper.likelihood, model)
     hyper.project()
     bounded = hyper.named_bounded_parameters()
     params = [p for p, _, _ in bounded]
     shapes = [p.shape for p in params]
     sizes = [p.numel() for p in params]
-    inputs = model.train_inputs[0]
     losses: list[float] = []
 
     def assign(theta: np.ndarray) -> None:
@@ -217,36 +234,79 @@ def fit_exact_hyperparameters(
         for p in params:
             p.grad = None
         try:
-            with torch.enable_grad(), gpytorch.settings.max_cholesky_size(x.shape[0] + 1):
-                loss = -mll(model(inputs), y).sum()
+            with torch.enable_grad():
+                loss = loss_fn()
         except NotPSDError as err:
             raise FitFailure(f"kernel matrix not positive definite ({err})") from err
+        except torch.linalg.LinAlgError as err:
+            raise FitFailure(f"{what}: a matrix is not positive definite ({err})") from err
         if not torch.isfinite(loss):
-            raise FitFailure(f"marginal likelihood became non-finite ({loss.item()})")
+            raise FitFailure(f"{what} became non-finite ({loss.item()})")
         loss.backward()
         grad = torch.cat([p.grad.reshape(-1) for p in params]).detach().cpu().double().numpy()
         losses.append(float(loss.detach()))
         return float(loss.detach()), grad
 
+    iteration = 0
+
+    def callback(theta: np.ndarray) -> None:
+        nonlocal iteration
+        iteration += 1
+        if monitor is not None:
+            assign(theta)
+            monitor(iteration)
+
     theta0 = torch.cat([p.detach().reshape(-1) for p in params]).cpu().double().numpy()
     lo = np.concatenate([np.full(p.numel(), b) for p, b, _ in bounded])
     hi = np.concatenate([np.full(p.numel(), b) for p, _, b in bounded])
-    res = scipy.optimize.minimize(
-        objective,
-        theta0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=list(zip(lo, hi, strict=True)),
-        options={"maxiter": max_iter, "gtol": gtol, "maxfun": 3 * max_iter},
-    )
+    try:
+        res = scipy.optimize.minimize(
+            objective,
+            theta0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=list(zip(lo, hi, strict=True)),
+            options={"maxiter": max_iter, "gtol": gtol, "maxfun": 3 * max_iter},
+            callback=callback,
+        )
+    except StopFit as stop:
+        return HyperFitResult(True, f"early stopping: {stop}", losses, iteration)
     assign(res.x)
     # status 0: converged; 2 (the line search could not improve) at a near-zero projected
     # gradient is a converged fit in floating point; 1: iteration/evaluation limit reached.
     pgrad = _projected_gradient(res.x, res.jac, lo, hi)
     converged = res.status == 0 or (res.status == 2 and pgrad < max(100 * gtol, 1e-3))
     if not math.isfinite(float(res.fun)):
-        raise FitFailure(f"marginal likelihood became non-finite ({res.fun})")
+        raise FitFailure(f"{what} became non-finite ({res.fun})")
     return HyperFitResult(bool(converged), str(res.message), losses, int(res.nit))
+
+
+def fit_exact_hyperparameters(
+    x: Tensor, y: Tensor, hyper: GPHyperparameters, max_iter: int = 200, gtol: float = 1e-5
+) -> HyperFitResult:
+    """Maximise the exact marginal likelihood of ``x (N, D)``, ``y (O, N)`` over ``hyper``'s parameters.
+
+    L-BFGS-B (scipy, :func:`minimize_hyperparameters`) over the log-hyperparameters within
+    their bounds, gradients by torch autograd, Cholesky-based likelihood
+    (``gpytorch.settings.max_cholesky_size`` raised past ``N``).
+    ``hyper`` is updated in place, also when not converged.
+
+    Returns:
+        :class:`HyperFitResult`; ``converged`` is False when ``max_iter`` was reached.
+
+    Raises:
+        FitFailure: non-finite loss or a kernel matrix that is not positive definite.
+    """
+    model = BatchExactGP(x, y, hyper)
+    model.train()
+    mll = gpytorch.mlls.ExactMarginalLogLikelihood(hyper.likelihood, model)
+    inputs = model.train_inputs[0]
+
+    def loss() -> Tensor:
+        with gpytorch.settings.max_cholesky_size(x.shape[0] + 1):
+            return -mll(model(inputs), y).sum()
+
+    return minimize_hyperparameters(hyper, loss, max_iter, gtol, "marginal likelihood")
 
 
 def add_points_exact(

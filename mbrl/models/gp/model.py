@@ -83,6 +83,7 @@ from mbrl.models.gp.core import (
     check_kernel,
     exact_posterior,
     fit_linear_mean,
+    greedy_variance,
     kmeans,
     predict_latent,
     predict_with_jacobian,
@@ -97,7 +98,7 @@ from mbrl.models.gp.exact import (
     fit_exact_hyperparameters,
 )
 from mbrl.models.gp.moments import GaussianState, feature_moments, moment_match_gain
-from mbrl.models.gp.sparse import fit_sparse_hyperparameters
+from mbrl.models.gp.sparse import fit_collapsed_hyperparameters, fit_sparse_hyperparameters
 from mbrl.models.normalization import Normalizer
 from mbrl.models.registry import register_model
 from mbrl.models.training import FitConfig, FitReport
@@ -107,6 +108,8 @@ from mbrl.validation import check_positive_int
 PROPAGATIONS = ("sample", "moment_matching", "linearization", EXPECTATION)
 BELIEF_PROPAGATIONS = ("moment_matching", "linearization")
 MEANS = ("zero", "linear")
+SPARSE_METHODS = ("collapsed", "svgp")
+INDUCING_INITS = ("kmeans", "greedy")
 GAUSSIAN_METHODS = ("moment_matching", "linearization", "mean")
 
 
@@ -133,14 +136,36 @@ class GPConfig:
             as a view through :meth:`GPDynamics.propagating`.
         predict_noise: predictions of the next observation include the learned noise
             variance (default True); False predicts the latent function only.
-        sparse_threshold: above this many transitions the hyperparameters are fitted by the
-            sparse variational GP instead of the exact marginal likelihood (default 1000:
-            exact fits cost ``O(N^3)`` per iteration, ~0.5 s at N = 1000 on one CPU core).
-        num_inducing: inducing points of the SVGP and of the sparse posterior used for
-            prediction whenever the data has more points (default 256).
-        max_iter: L-BFGS-B iterations of the exact fit before it counts as not converged
-            (default 200).
+        sparse_threshold: above this many transitions the hyperparameters are fitted by a
+            sparse method (``sparse_method``) instead of the exact marginal likelihood
+            (default 1000: exact fits cost ``O(N^3)`` per iteration, ~0.5 s at N = 1000 on
+            one CPU core).
+        num_inducing: inducing points of the sparse posterior used for prediction whenever
+            the data has more points (default 256), and of the SVGP fit.
+        inducing_init: how those inducing inputs are chosen from the data: ``kmeans``
+            (default; k-means++ seeding, then Lloyd iterations) or ``greedy`` (greedy
+            conditional variance with the fitted hyperparameters, per output; Burt et al.
+            2020).
+        max_iter: L-BFGS-B iterations of the exact and the collapsed fits before they count
+            as not converged (default 200).
         gtol: L-BFGS-B projected-gradient tolerance (default 1e-5).
+        sparse_method: ``collapsed`` (default; Titsias' collapsed bound on ``sparse_subset``
+            points with fixed inducing inputs and early stopping, see
+            :mod:`mbrl.models.gp.sparse`) or ``svgp`` (gpytorch SVGP, ``sparse_steps`` Adam
+            minibatch steps).
+        sparse_subset: points the collapsed bound is fitted on (default 2048; a random
+            subset: the hyperparameters need far fewer points than the posterior, which is
+            conditioned on all of them).
+        sparse_fit_inducing: fixed inducing inputs of the collapsed fit (default 128; its
+            cost is ``O(sparse_subset * sparse_fit_inducing^2)`` per evaluation).
+        sparse_holdout: random points held out of the collapsed fit for early stopping on
+            their predictive log-loss (default 500; 0 disables early stopping).
+        sparse_init_subset: points of an exact marginal-likelihood fit that starts the
+            collapsed fit when there is no previous fit to warm-start from (default 256; 0:
+            start from the defaults). It keeps the collapsed bound out of its "all noise"
+            optimum.
+        sparse_patience: held-out checks (one per 5 L-BFGS-B iterations) without improvement
+            before the collapsed fit stops (default 2).
         sparse_steps: Adam steps of the SVGP fit (default 400; fixed, so time is bounded).
         sparse_batch_size: SVGP minibatch rows (default 512).
         sparse_lr: SVGP Adam learning rate (default 0.02).
@@ -186,6 +211,13 @@ class GPConfig:
     num_inducing: int = 256
     max_iter: int = 200
     gtol: float = 1e-5
+    inducing_init: str = "kmeans"
+    sparse_method: str = "collapsed"
+    sparse_subset: int = 2048
+    sparse_fit_inducing: int = 128
+    sparse_holdout: int = 500
+    sparse_init_subset: int = 256
+    sparse_patience: int = 2
     sparse_steps: int = 400
     sparse_batch_size: int = 512
     sparse_lr: float = 0.02
@@ -233,8 +265,21 @@ class GPConfig:
             "max_iter",
             "sparse_steps",
             "sparse_batch_size",
+            "sparse_subset",
+            "sparse_fit_inducing",
+            "sparse_patience",
         ):
             check_positive_int(getattr(self, name), name)
+        check_positive_int(self.sparse_holdout, "sparse_holdout", minimum=0)
+        check_positive_int(self.sparse_init_subset, "sparse_init_subset", minimum=0)
+        if self.sparse_method not in SPARSE_METHODS:
+            raise ValueError(
+                f"sparse_method must be one of {SPARSE_METHODS}, got {self.sparse_method!r}"
+            )
+        if self.inducing_init not in INDUCING_INITS:
+            raise ValueError(
+                f"inducing_init must be one of {INDUCING_INITS}, got {self.inducing_init!r}"
+            )
         for name in ("lengthscale_bounds", "outputscale_bounds", "noise_bounds"):
             value = getattr(self, name)
             if not (
@@ -749,7 +794,8 @@ class GPDynamics(DynamicsModel):
             # The kernel part (and its hyperparameters) model the residual of the linear mean.
             weight, bias = fit_linear_mean(x, y, cfg.mean_ridge, robust=cfg.mean_robust)
             y = (y - (x @ weight.transpose(0, 1) + bias).transpose(0, 1)).contiguous()
-        if cfg.warm_start and self.is_fitted:
+        warm = cfg.warm_start and self.is_fitted
+        if warm:
             hyper = copy.deepcopy(self.hyper)
         else:
             hyper = GPHyperparameters(
@@ -764,15 +810,25 @@ class GPDynamics(DynamicsModel):
         hyper_kind = "exact" if n <= cfg.sparse_threshold else "sparse"
         post_kind = "exact" if n <= cfg.num_inducing else "sparse"
         try:
+            inducing = None
             if hyper_kind == "exact":
                 result = fit_exact_hyperparameters(x, y, hyper, iters, cfg.gtol)
-                inducing = None
-                if post_kind == "sparse":
-                    inducing = (
-                        kmeans(x, cfg.num_inducing, gen).unsqueeze(0).expand(self.obs_dim, -1, -1)
-                    )
+            elif cfg.sparse_method == "collapsed":
+                result = fit_collapsed_hyperparameters(
+                    x,
+                    y,
+                    hyper,
+                    lambda xs, h: self._select_inducing(xs, cfg.sparse_fit_inducing, h, gen),
+                    subset=cfg.sparse_subset,
+                    holdout=cfg.sparse_holdout,
+                    max_iter=iters,
+                    gtol=cfg.gtol,
+                    patience=cfg.sparse_patience,
+                    init_subset=0 if warm else cfg.sparse_init_subset,
+                    generator=gen,
+                )
             else:
-                start_z = kmeans(x, cfg.num_inducing, gen).unsqueeze(0).expand(self.obs_dim, -1, -1)
+                start_z = self._select_inducing(x, cfg.num_inducing, hyper, gen)
                 inducing, result = fit_sparse_hyperparameters(
                     x,
                     y,
@@ -785,6 +841,8 @@ class GPDynamics(DynamicsModel):
                 )
             hyper.eval()
             ell, sf2, s2 = hyper.values()
+            if post_kind == "sparse" and inducing is None:
+                inducing = self._select_inducing(x, cfg.num_inducing, hyper, gen)
             if post_kind == "exact":
                 post = exact_posterior(cfg.kernel, x, y, ell, sf2, s2)
                 stats = None
@@ -847,6 +905,16 @@ class GPDynamics(DynamicsModel):
                 self.mean_weight, self.mean_bias = weight, bias
             self._post = post
         return self._report(info, result.losses)
+
+    def _select_inducing(
+        self, x: Tensor, k: int, hyper: GPHyperparameters, generator: torch.Generator
+    ) -> Tensor:
+        """``k`` inducing inputs per output ``(O, k, D)`` from normalised inputs ``x (N, D)``
+        by ``config.inducing_init`` (greedy variance uses ``hyper``'s current values)."""
+        if self.config.inducing_init == "greedy":
+            ell, sf2, _ = hyper.values()
+            return greedy_variance(self.config.kernel, x, k, ell, sf2)
+        return kmeans(x, k, generator).unsqueeze(0).expand(self.obs_dim, -1, -1)
 
     @staticmethod
     def _report(info: GPFitInfo, losses: list[float]) -> FitReport:

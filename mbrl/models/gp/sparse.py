@@ -1,23 +1,46 @@
-"""Sparse variational GP (SVGP, Hensman et al. 2013) for the large-data path of the GP dynamics.
+"""Hyperparameter fitting for the large-data path of the GP dynamics (``GPConfig.sparse_threshold``).
 
-Used when the data outgrows exact inference (``GPConfig.sparse_threshold``): ``O`` independent
-SVGPs as one batched gpytorch ``ApproximateGP`` learn the kernel hyperparameters and the
-inducing locations from minibatches (a fixed number of Adam steps, so the cost is bounded
-whatever the data size). Inducing points start at k-means centres of the inputs. Predictions
-then use the optimal ``q(u)`` for those inducing points over *all* data
-(:func:`mbrl.models.gp.core.sparse_posterior`).
+Two methods; predictions then use the optimal ``q(u)`` for the inducing points over *all* data
+(:func:`mbrl.models.gp.core.sparse_posterior`) either way.
+
+* ``collapsed`` (default; :func:`fit_collapsed_hyperparameters`): Titsias' (2009) collapsed
+  bound in whitened form, on a random subset, with the inducing inputs fixed (k-means++ or
+  greedy-variance selection). For a Gaussian likelihood the optimal whitened ``q(v)`` is known
+  in closed form -- it is where one natural-gradient step of size 1 lands -- so no variational
+  parameter is optimised at all: L-BFGS-B sees only the few log-hyperparameters, and stops
+  early when the predictive log-loss on held-out points stops improving.
+* ``svgp`` (:func:`fit_sparse_hyperparameters`): the stochastic variational GP (Hensman et al.
+  2013) as one batched gpytorch ``ApproximateGP``, learning hyperparameters and inducing
+  locations from a fixed number of Adam minibatch steps.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Callable
 
 import gpytorch
 import torch
 from linear_operator.utils.errors import NotPSDError
 from torch import Tensor
 
-from mbrl.models.gp.exact import FitFailure, GPHyperparameters, HyperFitResult
+from mbrl.models.gp.core import (
+    kernel_from_sqdist,
+    kernel_matrix,
+    predict_latent,
+    scaled_sqdist,
+    sparse_posterior,
+    sparse_statistics,
+)
+from mbrl.models.gp.exact import (
+    FitFailure,
+    GPHyperparameters,
+    HyperFitResult,
+    StopFit,
+    fit_exact_hyperparameters,
+    minimize_hyperparameters,
+)
 
 
 class BatchSVGP(gpytorch.models.ApproximateGP):
@@ -107,3 +130,157 @@ def fit_sparse_hyperparameters(
     if not bool(torch.isfinite(learned).all()):
         raise FitFailure("SVGP inducing locations became non-finite")
     return learned, HyperFitResult(True, f"{steps} Adam steps", losses, steps)
+
+
+def collapsed_bound(
+    kernel: str,
+    x: Tensor,
+    y: Tensor,
+    inducing: Tensor,
+    lengthscale: Tensor,
+    outputscale: Tensor,
+    noise: Tensor,
+    jitter: float = 1e-6,
+) -> Tensor:
+    """Titsias' collapsed evidence lower bound per output and data point: ``(O,)``.
+
+    ``log N(y | 0, Q + s2 I) - tr(K - Q) / (2 s2)`` with ``Q = Kxz Kzz^-1 Kzx``, evaluated in
+    whitened form: ``A = Lz^-1 Kzx / s``, ``B = I + A A^T = Lb Lb^T``, ``c = Lb^-1 A y / s``::
+
+        bound = -N/2 log(2 pi s2) - log|Lb| - |y|^2 / (2 s2) + |c|^2 / 2
+                - N sf2 / (2 s2) + |A|_F^2 / 2
+
+    ``O(N Z^2)`` per output; differentiable w.r.t. the hyperparameters.
+
+    Args:
+        x: ``(N, D)``; y: ``(O, N)``; inducing: ``(O, Z, D)``; lengthscale / outputscale /
+            noise: ``(O, D)``, ``(O,)``, ``(O,)``; jitter: relative diagonal jitter on ``Kzz``.
+
+    Raises:
+        torch.linalg.LinAlgError: a Cholesky factorisation failed.
+    """
+    n = x.shape[0]
+    eye = torch.eye(inducing.shape[1], dtype=x.dtype, device=x.device)
+    kzz = kernel_matrix(kernel, inducing, inducing, lengthscale, outputscale)
+    lz = torch.linalg.cholesky(kzz + (jitter * outputscale.view(-1, 1, 1)) * eye)
+    kzx = kernel_from_sqdist(kernel, scaled_sqdist(x, inducing, lengthscale), outputscale)
+    root = noise.sqrt().view(-1, 1, 1)
+    a = torch.linalg.solve_triangular(lz, kzx.transpose(-1, -2), upper=False) / root
+    lb = torch.linalg.cholesky(eye + a @ a.transpose(-1, -2))
+    c = torch.linalg.solve_triangular(lb, a @ y.unsqueeze(-1), upper=False) / root
+    bound = (
+        -0.5 * n * torch.log(2 * math.pi * noise)
+        - torch.log(torch.diagonal(lb, dim1=-2, dim2=-1)).sum(-1)
+        - 0.5 * y.square().sum(-1) / noise
+        + 0.5 * c.square().sum((-1, -2))
+        - 0.5 * n * outputscale / noise
+        + 0.5 * a.square().sum((-1, -2))
+    )
+    return bound / n
+
+
+def heldout_log_loss(
+    kernel: str,
+    inducing: Tensor,
+    x: Tensor,
+    y: Tensor,
+    x_test: Tensor,
+    y_test: Tensor,
+    hyper: GPHyperparameters,
+) -> float:
+    """Mean negative log predictive density of ``y_test (O, T)`` at ``x_test (T, D)``, summed
+    over outputs, of the sparse posterior conditioned on ``x (N, D)``, ``y (O, N)``."""
+    with torch.no_grad():
+        ell, sf2, s2 = hyper.values()
+        stats = sparse_statistics(kernel, inducing, x, y, ell, sf2)
+        post = sparse_posterior(kernel, inducing, *stats, ell, sf2, s2)
+        mean, var = predict_latent(post, x_test)
+        var = var + s2
+        nll = 0.5 * torch.log(2 * math.pi * var) + 0.5 * (y_test.T - mean).square() / var
+    return float(nll.mean(0).sum())
+
+
+def fit_collapsed_hyperparameters(
+    x: Tensor,
+    y: Tensor,
+    hyper: GPHyperparameters,
+    select_inducing: Callable[[Tensor, GPHyperparameters], Tensor],
+    *,
+    subset: int,
+    holdout: int,
+    max_iter: int,
+    gtol: float,
+    patience: int,
+    init_subset: int = 0,
+    check_every: int = 5,
+    generator: torch.Generator | None = None,
+) -> HyperFitResult:
+    """Fit ``hyper`` to ``x (N, D)``, ``y (O, N)`` by the collapsed bound on a random subset.
+
+    ``holdout`` random points are set aside (none when ``N`` has no more than ``subset`` to
+    spare) and ``subset`` of the others are the fitting data. With ``init_subset > 0`` the
+    hyperparameters first get the exact marginal likelihood's optimum on that many of them
+    (cheap at a few hundred points): the collapsed bound with few inducing points has an
+    "all noise" optimum (a small signal, the noise explaining everything) that a start far from
+    the data's scales can fall into. ``select_inducing(x_subset, hyper)`` then picks the fixed
+    inducing inputs ``(O, Z, D)``, and L-BFGS-B (:func:`minimize_hyperparameters`) minimises the
+    negative bound. The held-out log-loss (:func:`heldout_log_loss`) is measured at the start
+    and every ``check_every`` iterations; after ``patience`` checks without improvement the fit
+    stops, and it always ends with the best hyperparameters seen (early stopping).
+
+    Returns:
+        :class:`HyperFitResult` (``losses``: negative bound per point, per evaluation); ``hyper``
+        is updated in place.
+
+    Raises:
+        FitFailure: a non-finite bound or a failed factorisation.
+    """
+    n = x.shape[0]
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    perm = torch.randperm(n, generator=generator, device=gen_device).to(x.device)
+    held = min(holdout, max(n - subset, 0))
+    test_idx, fit_idx = perm[:held], perm[held : held + subset]
+    xf, yf = x[fit_idx], y[:, fit_idx]
+    if init_subset > 0:
+        start = fit_exact_hyperparameters(
+            xf[:init_subset], yf[:, :init_subset], hyper, min(max_iter, 100), gtol
+        )
+        del start  # a starting point only: converged or not, the collapsed fit goes on from it
+    inducing = select_inducing(xf, hyper).detach()
+    kernel = hyper.kernel
+
+    def loss() -> Tensor:
+        ell, sf2, s2 = hyper.tensors()
+        return -collapsed_bound(kernel, xf, yf, inducing, ell, sf2, s2).sum()
+
+    best = {"loss": math.inf, "state": copy.deepcopy(hyper.state_dict()), "bad": 0}
+    xt, yt = x[test_idx], y[:, test_idx]
+
+    def check() -> bool:
+        """Measure the held-out loss; keep the best state; True when patience ran out."""
+        value = heldout_log_loss(kernel, inducing, xf, yf, xt, yt, hyper)
+        if not math.isfinite(value):
+            return False
+        if not math.isfinite(best["loss"]) or value < best["loss"] - 1e-4 * abs(best["loss"]):
+            best.update(loss=value, state=copy.deepcopy(hyper.state_dict()), bad=0)
+        else:
+            best["bad"] += 1
+        return best["bad"] >= patience
+
+    def monitor(iteration: int) -> None:
+        if held and iteration % check_every == 0 and check():
+            hyper.load_state_dict(best["state"])
+            raise StopFit(
+                f"held-out log-loss {best['loss']:.4f} not improved in {patience} checks "
+                f"(iteration {iteration})"
+            )
+
+    if held:
+        check()  # the start is a candidate too
+    result = minimize_hyperparameters(
+        hyper, loss, max_iter, gtol, "collapsed sparse GP bound", monitor
+    )
+    if held and not result.message.startswith("early stopping"):
+        check()
+        hyper.load_state_dict(best["state"])
+    return result
