@@ -29,10 +29,7 @@ def check_output_dir(path: str | os.PathLike, what: str = "") -> Path:
             break
         ancestor = ancestor.parent
     if ancestor.exists() and not ancestor.is_dir():
-        raise ValueError(
-            f"{name} cannot be created: {str(ancestor)!r} is a file, not a "
-            "directory"
-        )
+        raise ValueError(f"{name} cannot be created: {str(ancestor)!r} is a file, not a directory")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise ValueError(f"{name}: {str(ancestor)!r} is not writable")
     return target
