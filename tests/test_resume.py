@@ -75,7 +75,9 @@ def reference(tmp_path_factory):
 def _metrics(out: Path) -> list[dict]:
     """The ``metrics.jsonl`` records without their timings."""
     lines = (out / "metrics.jsonl").read_text().splitlines()
-    return [{**json.loads(x), "plan_ms": None, "fit_seconds": None} for x in lines]
+    return [
+        {**json.loads(x), "plan_ms": None, "plan_ms_p99": None, "fit_seconds": None} for x in lines
+    ]
 
 
 def _fail_on_fit_call(monkeypatch, n: int, exc: BaseException) -> None:
@@ -112,7 +114,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_results(tmp_path, monkeypa
     assert torch.equal(resumed.buffer.all().obs, ref.buffer.all().obs)
     assert _metrics(out) == _metrics(ref_out)
     summary, ref_summary = (json.loads((d / "summary.json").read_text()) for d in (out, ref_out))
-    untimed = lambda s: [{**e, "plan_ms": None} for e in s["episodes"]]  # noqa: E731
+    untimed = lambda s: [{**e, "plan_ms": None, "plan_ms_p99": None} for e in s["episodes"]]  # noqa: E731
     assert untimed(summary) == untimed(ref_summary)
     with pytest.raises(ValueError, match="already finished"):
         resume(out)

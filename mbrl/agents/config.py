@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from mbrl.models.training import FitConfig
+from mbrl.planners.deadline import check_budget_ms
 from mbrl.rollout.compiled import MODES
 from mbrl.validation import check_positive_int
 
@@ -76,6 +77,13 @@ class RunConfig:
             covers (one per complete episode in it) are skipped (default none).
         initial_model: a model checkpoint (``model.pt`` of an earlier run) whose weights the
             model starts from (default none).
+        plan_budget_ms: wall-clock budget of one plan call in milliseconds (default none),
+            handed to the planner as its ``plan_budget_ms`` option: every planner stops its
+            work when the budget is spent (after at least one iteration / simulation round)
+            and acts on the best plan so far; per-episode p99 planning time and deadline
+            misses go to the metrics (:mod:`mbrl.planners.deadline`).
+        replan_every: steps between replans, executing the plan open loop in between
+            (default 1: full MPC; not supported with ``rssm``).
     """
 
     env_id: str = "Pendulum-v1"
@@ -105,6 +113,8 @@ class RunConfig:
     explicit: frozenset[str] = frozenset()
     initial_buffer: str | None = None
     initial_model: str | None = None
+    plan_budget_ms: float | None = None
+    replan_every: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "explicit", frozenset(self.explicit))
@@ -141,6 +151,8 @@ class RunConfig:
             raise ValueError(
                 f"rollout_backend must be one of {MODES}, got {self.rollout_backend!r}"
             )
+        check_positive_int(self.replan_every, "replan_every")
+        check_budget_ms(self.plan_budget_ms)
         if self.seed_episodes + self.episodes < 1:
             raise ValueError("seed_episodes + episodes must be >= 1")
 

@@ -80,10 +80,16 @@ class LoopRecord:
             ValueError: keys other than the record's fields.
         """
         fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        # Fields with defaults came later: a metrics line of an older run may lack them.
+        required = {
+            f.name
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
         d = dict(data)
         if "return" in d:
             d["episode_return"] = d.pop("return")
-        if set(d) != fields:
+        if not required <= set(d) <= fields:
             raise ValueError(
                 f"a {cls.__name__} needs the keys {sorted(fields)}, got {sorted(d)} (a metrics "
                 "line of another kind of run?)"
@@ -96,6 +102,8 @@ class LoopRecord:
             "return": self.episode_return,
             "steps": self.steps,
             "plan_ms": self.plan_ms,
+            "plan_ms_p99": self.plan_ms_p99,
+            "deadline_misses": self.deadline_misses,
             "kind": self.kind,
         }
 
@@ -119,7 +127,9 @@ class EpisodeOutcome:
     Attributes:
         episode: index (seed episodes first); kind: ``seed`` or the loop's ``kind``;
         stats: return, steps and ending; plan_ms: mean planning time per agent step (0 for
-        seed episodes); fit_seconds: time spent fitting before it (0 for seed episodes).
+        seed episodes); fit_seconds: time spent fitting before it (0 for seed episodes);
+        plan_ms_p99: 99th percentile (nearest rank) of the episode's plan calls, ms (0 for
+        seed episodes); deadline_misses: plan calls over ``plan_budget_ms`` (0 without one).
     """
 
     episode: int
@@ -127,6 +137,8 @@ class EpisodeOutcome:
     stats: EpisodeStats
     plan_ms: float
     fit_seconds: float
+    plan_ms_p99: float = 0.0
+    deadline_misses: int = 0
 
 
 class LoopSpecifics(ABC):
@@ -329,6 +341,7 @@ def run_loop(
                     fitted = loop.evaluate(fitted)
                     agent.reset()
                     agent.plan_seconds.clear()
+                    agent.plan_stats.clear()
                     policy = agent.act
                 stats = run_episode(
                     env,
@@ -342,7 +355,17 @@ def run_loop(
                 loop.end_episode()
                 plan_ms = 0.0 if is_seed else 1e3 * float(np.mean(agent.plan_seconds or [0.0]))
                 kind = "seed" if is_seed else loop.kind
-                rec = loop.record(EpisodeOutcome(ep, kind, stats, plan_ms, fit_s), fitted)
+                plan = None if is_seed else agent.plan_stats.summary()
+                outcome = EpisodeOutcome(
+                    ep,
+                    kind,
+                    stats,
+                    plan_ms,
+                    fit_s,
+                    0.0 if plan is None else float(plan["plan_ms_p99"] or 0.0),
+                    0 if plan is None else int(plan["deadline_misses"] or 0),
+                )
+                rec = loop.record(outcome, fitted)
                 records.append(rec)
                 if cfg.progress:
                     tqdm.write(rec.log_line(), file=sys.stdout)
@@ -358,6 +381,8 @@ def run_loop(
         "seed": cfg.seed,
         "device": cfg.device,
         "rollout_backend": setup.backend.to_json(),
+        "plan_budget_ms": cfg.plan_budget_ms,
+        "deadline_misses": sum(r.deadline_misses for r in records),
         **loop.summary_fields(),
         "episodes": [r.summary_json() for r in records],
     }

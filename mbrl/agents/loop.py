@@ -68,7 +68,9 @@ class EpisodeRecord(LoopRecord):
         episode: index (seed episodes first); kind: ``seed`` or ``mpc``; return/steps: outcome;
         plan_ms: mean planning time per step (0 for seed episodes); model_val_loss: held-out
         score of the model used; env_steps: total env steps so far; fit_seconds: training time
-        before the episode; terminated / truncated: how it ended.
+        before the episode; terminated / truncated: how it ended; plan_ms_p99: 99th
+        percentile of the episode's plan calls (ms, 0 for seed episodes); deadline_misses:
+        plan calls over the run's ``plan_budget_ms``.
     """
 
     episode: int
@@ -81,6 +83,8 @@ class EpisodeRecord(LoopRecord):
     fit_seconds: float
     terminated: bool
     truncated: bool
+    plan_ms_p99: float = 0.0
+    deadline_misses: int = 0
 
     def log_detail(self) -> str:
         """The held-out loss of the model used."""
@@ -159,6 +163,8 @@ class _StateLoop(LoopSpecifics):
             outcome.fit_seconds,
             stats.terminated,
             stats.truncated,
+            outcome.plan_ms_p99,
+            outcome.deadline_misses,
         )
 
     def collected(self) -> Collected | None:

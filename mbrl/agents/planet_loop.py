@@ -67,7 +67,8 @@ class PlanetRecord(LoopRecord):
         env return; steps: env steps; agent_steps: decisions; plan_ms: mean planning time per
         decision; train_seconds: training time before it; losses: mean loss parts of that
         training; openloop_mse: open-loop prediction MSE per predicted step (``eval_horizon``
-        values; images per pixel in ``[-0.5, 0.5]`` units); env_steps: total so far.
+        values; images per pixel in ``[-0.5, 0.5]`` units); env_steps: total so far;
+        plan_ms_p99 / deadline_misses: as in :class:`~mbrl.agents.loop.EpisodeRecord`.
     """
 
     episode: int
@@ -80,6 +81,8 @@ class PlanetRecord(LoopRecord):
     losses: dict[str, float]
     openloop_mse: list[float]
     env_steps: int
+    plan_ms_p99: float = 0.0
+    deadline_misses: int = 0
 
     fit_field: ClassVar[str] = "train_seconds"
     fit_label: ClassVar[str] = "train"
@@ -239,7 +242,7 @@ class PlanetLoop(LoopSpecifics):
         return PlanetRecord(
             outcome.episode, outcome.kind, outcome.stats.episode_return, steps,
             outcome.stats.steps, outcome.plan_ms, outcome.fit_seconds, fitted.losses,
-            fitted.openloop, self.env_steps,
+            fitted.openloop, self.env_steps, outcome.plan_ms_p99, outcome.deadline_misses,
         )  # fmt: skip
 
     def collected(self) -> Collected | None:

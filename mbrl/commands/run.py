@@ -124,6 +124,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-episode-steps", type=int, help="cap on episode length, >= 1")
     p.add_argument(
+        "--plan-budget-ms",
+        type=float,
+        metavar="MS",
+        help="wall-clock budget per plan call in ms: every planner stops its work when it is "
+        "spent (after one iteration) and acts on the best plan so far; p99 and deadline "
+        "misses go to the metrics (default: none)",
+    )
+    p.add_argument(
+        "--replan-every",
+        type=int,
+        metavar="K",
+        help=f"replan every K steps, executing the plan open loop in between (default "
+        f"{defaults.replan_every})",
+    )
+    p.add_argument(
         "--planner-opt",
         action="append",
         metavar="KEY=VALUE",
@@ -178,6 +193,8 @@ _FLAGS: dict[str, _Flag] = {
     "n_particles": _Flag("--particles", "particles"),
     "compute_dtype": _Flag("--dtype", "dtype"),
     "max_episode_steps": _Flag("--max-episode-steps", "max_episode_steps"),
+    "plan_budget_ms": _Flag("--plan-budget-ms", "plan_budget_ms"),
+    "replan_every": _Flag("--replan-every", "replan_every"),
     "planner_options": _Flag(
         "--planner-opt", "planner_opt", lambda v: parse_key_values(v, "--planner-opt")
     ),
