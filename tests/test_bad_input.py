@@ -346,3 +346,17 @@ def test_save_surrogate_refuses_a_file_as_directory_before_writing(tmp_path):
             env_id="Pendulum-v1",
         )
     assert afile.read_text() == "x"
+
+
+def test_build_surrogate_refuses_a_file_as_out_before_collecting(tmp_path, monkeypatch):
+    from mbrl.dyna import job
+
+    afile = tmp_path / "afile"
+    afile.write_text("not a directory")
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("make_env ran although out is a file")
+
+    monkeypatch.setattr(job, "make_env", no_work)
+    with pytest.raises(ValueError, match=r"out '.*afile' is a file, not a directory"):
+        job.build_surrogate(job.SurrogateJobConfig(env_id="Pendulum-v1", out=str(afile)))

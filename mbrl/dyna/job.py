@@ -27,6 +27,7 @@ from mbrl.models.training import FitConfig, FitReport, fit
 from mbrl.seeding import make_generator, seed_everything
 from mbrl.spaces import ActionCodec, observation_dim
 from mbrl.task_fns import get_task_fns
+from mbrl.util.paths import check_output_dir
 from mbrl.validation import check_positive_int
 
 SB3_ALGOS = ("sac", "td3", "ddpg", "ppo", "a2c", "dqn")
@@ -203,11 +204,14 @@ def build_surrogate(config: SurrogateJobConfig) -> SurrogateJobResult:
     and save the surrogate to ``config.out`` (plus the data as ``buffer.pt``).
 
     Raises:
-        ValueError: no ``out``, a bad env id, or an env whose spaces mbrl cannot model.
+        ValueError: no ``out``, an ``out`` that is a file or not writable (checked before any
+            work), a bad env id, or an env whose spaces mbrl cannot model.
     """
     cfg = config
     if not cfg.out:
         raise ValueError("out must name the directory to write the surrogate to")
+    # Before collecting and fitting: a bad directory must not cost the user that work.
+    check_output_dir(cfg.out, "out")
     start = time.perf_counter()
     env = make_env(cfg.env_id)
     codec = ActionCodec.from_space(env.action_space)
