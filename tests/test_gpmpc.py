@@ -334,3 +334,30 @@ def test_planning_and_fitting_work_under_no_grad() -> None:
         planner = _planner(model, lambda o, a, n: -(n[:, 0] - 1.0).square(), restarts=2)
         plan = planner.plan(torch.zeros(1))
     assert model.last_fit.converged and plan[0, 0] > 0.9
+
+
+@pytest.mark.parametrize("mean", ["zero", "linear"])
+def test_gp_fitted_to_ten_points_of_a_linear_system_plans_to_the_target(mean: str) -> None:
+    # A double integrator (position, velocity; 0.2 s steps, |u| <= 1), ten random transitions.
+    a_sys = torch.tensor([[1.0, 0.2], [0.0, 1.0]], dtype=F64)
+    b_sys = torch.tensor([[0.02], [0.2]], dtype=F64)
+    gen = torch.Generator().manual_seed(0)
+    s = torch.rand(10, 2, generator=gen, dtype=F64) * 4 - 2
+    a = torch.rand(10, 1, generator=gen, dtype=F64) * 2 - 1
+    model = GPDynamics(2, 1, GPConfig(mean=mean))
+    model.fit_data(s, a, s @ a_sys.T + a @ b_sys.T)
+
+    def reward(obs, action, next_obs):
+        return -(next_obs[:, 0] - 1.0).square() - 0.1 * next_obs[:, 1].square()
+
+    planner = _planner(model, reward, horizon=12, restarts=2, first_iterations=40)
+    plan = planner.plan(torch.zeros(2))
+    x, positions = torch.zeros(1, 2, dtype=F64), []
+    for u in plan:  # the plan, open loop, on the real system
+        x = x @ a_sys.T + u.to(F64).view(1, 1) @ b_sys.T
+        positions.append(float(x[0, 0]))
+    assert plan[0, 0] > 0.9  # full thrust towards the target first
+    # a time-optimal approach takes ten steps (accelerate five, brake five): at the target
+    # from step 10 on and at rest there
+    assert all(abs(p - 1.0) < 0.05 for p in positions[9:])
+    assert abs(float(x[0, 1])) < 0.1
