@@ -285,8 +285,8 @@ def test_build_run_checks_everything_before_any_env_step(monkeypatch):
     dry = setup_module.build_run(RunConfig(**TINY), dry=True)
     assert dry.env is None and dry.device == torch.device("cpu")
     for bad, match in [
-        ({"value": "learned", "gamma": 0.9}, "planner 'cem' does not"),
-        ({"policy": "learned"}, "planner 'cem' does not"),
+        ({"value": "learned", "gamma": 0.9, "planner": "ilqr"}, "planner 'ilqr' does not"),
+        ({"policy": "learned", "planner": "ilqr"}, "planner 'ilqr' does not"),
         ({"model": "rssm", "env_id": "CartPole-v1", "model_options": {}}, "Discrete"),
         ({"model": "rssm", "model_options": {"chunk_length": 99}}, "chunk_length 99 is longer"),
     ]:

@@ -123,14 +123,14 @@ def test_run_with_learned_policy_fits_it_rolls_out_with_it_and_saves_it(tmp_path
 
 
 def test_learned_policy_needs_a_planner_that_rolls_out() -> None:
-    with pytest.raises(ValueError, match="planner 'cem' does not"):
-        run(RunConfig(env_id="Pendulum-v1", policy="learned", progress=False))
+    with pytest.raises(ValueError, match="planner 'ilqr' does not"):
+        run(RunConfig(env_id="Pendulum-v1", planner="ilqr", policy="learned", progress=False))
     with pytest.raises(ValueError, match="policy must be"):
         RunConfig(policy="expert")
 
 
 def test_cli_policy_flag(capsys) -> None:
-    assert cli_main(["run", "--policy", "learned", "--quiet"]) == 2
+    assert cli_main(["run", "--planner", "ilqr", "--policy", "learned", "--quiet"]) == 2
     assert "(--policy learned) needs a planner" in capsys.readouterr().err
     argv = ["run", "--env", "CartPole-v1", "--model", "rssm", "--policy", "learned", "--quiet"]
     assert cli_main(argv) == 2

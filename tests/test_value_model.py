@@ -159,8 +159,12 @@ def test_cartpole_preset_learns_a_value_and_explicit_flags_win() -> None:
 
 
 def test_learned_value_needs_a_value_planner_and_a_discount() -> None:
-    with pytest.raises(ValueError, match="planner 'cem' does not"):
-        run(RunConfig(env_id="Pendulum-v1", value="learned", gamma=0.99, progress=False))
+    with pytest.raises(ValueError, match="planner 'ilqr' does not"):
+        run(
+            RunConfig(
+                env_id="Pendulum-v1", planner="ilqr", value="learned", gamma=0.99, progress=False
+            )
+        )
     with pytest.raises(ValueError, match="needs gamma < 1"):
         run(RunConfig(**TINY_CARTPOLE, value="learned", gamma=1.0, explicit={"gamma"}))
     with pytest.raises(ValueError, match="value must be"):
@@ -174,6 +178,6 @@ def test_cli_value_and_gamma_flags(capsys) -> None:
     assert cli_main(argv) == 2
     err = capsys.readouterr().err
     assert "needs gamma < 1 (e.g. --gamma 0.99), got gamma=1.0; pass --value none" in err
-    argv = ["run", "--value", "learned", "--gamma", "0.9", "--quiet"]
+    argv = ["run", "--planner", "ilqr", "--value", "learned", "--gamma", "0.9", "--quiet"]
     assert cli_main(argv) == 2
-    assert "planner 'cem' does not" in capsys.readouterr().err
+    assert "planner 'ilqr' does not" in capsys.readouterr().err

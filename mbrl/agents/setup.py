@@ -50,7 +50,14 @@ from mbrl.models.rssm.latent import LatentDynamics, LatentReward
 from mbrl.models.rssm.model import RSSM
 from mbrl.models.rssm.training import RSSMTrainer
 from mbrl.planners.base import Planner
-from mbrl.planners.registry import PlannerContext, PlannerEntry, build_planner, planner_entry
+from mbrl.planners.registry import (
+    PlannerContext,
+    PlannerEntry,
+    build_planner,
+    planner_entry,
+    planner_names,
+)
+from mbrl.planners.sampling import SamplingPlanner
 from mbrl.rollout.compiled import pick_fastest_backend
 from mbrl.seeding import make_generator, resolve_device, seed_everything
 from mbrl.spaces import ActionCodec, ObservationLayout, observation_dim
@@ -179,7 +186,8 @@ def check_search_aids(cfg: RunConfig, entry: PlannerEntry) -> None:
         if not entry.planner_class.accepts_value_fn:
             raise ValueError(
                 f"value='learned' (--value learned) needs a planner that uses a value function "
-                f"(mcts); planner {cfg.planner!r} does not"
+                f"({', '.join(_aided_planners('accepts_value_fn'))}); planner {cfg.planner!r} "
+                "does not"
             )
         if not cfg.gamma < 1.0:
             raise ValueError(
@@ -190,8 +198,14 @@ def check_search_aids(cfg: RunConfig, entry: PlannerEntry) -> None:
     if cfg.policy == "learned" and not entry.planner_class.accepts_policy_fn:
         raise ValueError(
             f"policy='learned' (--policy learned) needs a planner that rolls out with a policy "
-            f"(mcts); planner {cfg.planner!r} does not"
+            f"({', '.join(_aided_planners('accepts_policy_fn'))}); planner {cfg.planner!r} "
+            "does not"
         )
+
+
+def _aided_planners(flag: str) -> list[str]:
+    """Registered planners whose class sets ``flag`` (``accepts_value_fn`` / ``_policy_fn``)."""
+    return [n for n in planner_names() if getattr(planner_entry(n).planner_class, flag)]
 
 
 def build_run(
@@ -365,10 +379,11 @@ def _build_state(cfg: RunConfig, where: _Where) -> RunSetup:
         planner_options(cfg.planner_options, _run_budget(cfg)),
         aids.value,
         aids.policy_fn,
+        aids.policy.mode if aids.policy is not None else None,
     )
     planner = build_planner(cfg.planner, ctx)
     agent = MPCAgent(planner, codec, obs_dim, device, _run_replan_every(cfg))
-    backend = where.backend(planner, cfg)
+    backend = _eager_for_terminal_value(planner, cfg) or where.backend(planner, cfg)
     return RunSetup(
         dataclasses.replace(cfg, rollout_backend=backend.backend),
         info,
@@ -385,6 +400,24 @@ def _build_state(cfg: RunConfig, where: _Where) -> RunSetup:
         state=StateParts(task_models, aids),
         dtype=dtype,
     )
+
+
+def _eager_for_terminal_value(planner: Planner, cfg: RunConfig) -> BackendChoice | None:
+    """The eager backend for a sampling planner with a terminal value (the compiled rollouts
+    have none); None otherwise.
+
+    Raises:
+        ValueError: a compiled backend was asked for explicitly.
+    """
+    if not isinstance(planner, SamplingPlanner) or planner.terminal_value is None:
+        return None
+    if cfg.rollout_backend not in ("auto", "eager"):
+        raise ValueError(
+            f"rollout_backend={cfg.rollout_backend!r} (--rollout-backend) cannot score with a "
+            "terminal value (--value learned): the compiled rollouts have none; use 'eager' "
+            "or 'auto'"
+        )
+    return BackendChoice("eager", "terminal value: the compiled rollouts have none")
 
 
 def _build_planet(cfg: RunConfig, where: _Where) -> RunSetup:

@@ -80,6 +80,15 @@ def discounted_returns(batch: TransitionBatch, gamma: float, bootstrap: Tensor) 
     return torch.tensor(out, dtype=torch.float32, device=batch.obs.device)
 
 
+def check_pessimism(pessimism: object) -> float:
+    """``pessimism`` as a float, or ``ValueError`` unless it is a finite number ``>= 0``."""
+    if isinstance(pessimism, bool) or not (
+        isinstance(pessimism, int | float) and math.isfinite(pessimism) and pessimism >= 0
+    ):
+        raise ValueError(f"pessimism must be a finite number >= 0, got {pessimism!r}")
+    return float(pessimism)
+
+
 @register_checkpointable
 class LearnedValue(nn.Module):
     """Ensemble of MLP state values ``V(obs)``, trained with MSE on standardised returns.
@@ -115,8 +124,7 @@ class LearnedValue(nn.Module):
         check_positive_int(hidden_size, "hidden_size")
         check_positive_int(num_layers, "num_layers")
         check_positive_int(ensemble_size, "ensemble_size")
-        if not (isinstance(pessimism, int | float) and math.isfinite(pessimism) and pessimism >= 0):
-            raise ValueError(f"pessimism must be a finite number >= 0, got {pessimism!r}")
+        check_pessimism(pessimism)
         self.obs_dim, self.hidden_size, self.num_layers = obs_dim, hidden_size, num_layers
         self.ensemble_size, self.pessimism = ensemble_size, float(pessimism)
         self.net = EnsembleMLP(ensemble_size, obs_dim, 1, hidden_size, num_layers, "silu")
@@ -150,12 +158,20 @@ class LearnedValue(nn.Module):
         raw = self.net(flat).reshape(self.ensemble_size, *lead)
         return raw * self.target_std + self.target_mean
 
-    def forward(self, obs: Tensor) -> Tensor:
-        """Values ``(...)`` of observations ``obs (..., O)``: the clipped lower bound."""
+    def forward(self, obs: Tensor, pessimism: float | None = None) -> Tensor:
+        """Values ``(...)`` of observations ``obs (..., O)``: the clipped lower bound.
+
+        Args:
+            obs: ``(..., O)`` observations.
+            pessimism: standard deviations subtracted for this call (default: the value's own
+                :attr:`pessimism`), so a planner can read one fitted ensemble more or less
+                cautiously than MCTS does.
+        """
+        k = self.pessimism if pessimism is None else check_pessimism(pessimism)
         per = self.members(obs)
         value = per.mean(dim=0)
-        if self.ensemble_size > 1 and self.pessimism > 0:
-            value = value - self.pessimism * per.std(dim=0, unbiased=False)
+        if self.ensemble_size > 1 and k > 0:
+            value = value - k * per.std(dim=0, unbiased=False)
         return torch.minimum(torch.maximum(value, self.target_low), self.target_high)
 
     def update_normalizers(self, batch: ValueBatch) -> None:

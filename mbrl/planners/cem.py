@@ -14,6 +14,7 @@ from mbrl.planners.optimizer import (
     OptimizerRun,
     SamplingConfig,
     TrajectoryOptimizer,
+    sampled_count,
     shift_sequences,
 )
 from mbrl.validation import check_fraction, check_positive_int
@@ -101,11 +102,14 @@ class CEMOptimizer(TrajectoryOptimizer):
         initial: Tensor,
         generators: Generators,
         deadline: Deadline,
+        proposals: Tensor | None = None,
     ) -> Tensor:
         """CEM from means ``initial (B, H, A)``; returns ``(B, H, A)`` inside the bounds.
 
         Kept elites from the previous call join the population only if they were made for
-        the same ``B`` and ``H``.
+        the same ``B`` and ``H``. ``proposals (B, J, H, A)`` join every iteration's population
+        in place of ``J`` Gaussian samples (TD-MPC's policy samples); they compete for the
+        elites like any candidate.
         """
         cfg = self.config
         rows, horizon, a_dim = initial.shape
@@ -122,9 +126,10 @@ class CEMOptimizer(TrajectoryOptimizer):
         done = 0
         for it in range(cfg.iterations):
             k = max(2 * n_elite, round(cfg.population * cfg.population_decay**it))
+            k = sampled_count(k, proposals)
             noise = sample_rows(self._noise, rows, (k, horizon, a_dim), generators)
             samples = self.clamp(mean.unsqueeze(1) + std.unsqueeze(1) * noise)
-            extras = [kept] if kept is not None else []
+            extras = [e for e in (proposals, kept) if e is not None]
             if cfg.return_best and it == cfg.iterations - 1:
                 extras.append(mean.unsqueeze(1))  # iCEM also scores the final mean
             if extras:

@@ -14,6 +14,7 @@ from mbrl.planners.optimizer import (
     OptimizerRun,
     SamplingConfig,
     TrajectoryOptimizer,
+    sampled_count,
 )
 from mbrl.validation import check_positive_int
 
@@ -73,16 +74,24 @@ class MPPIOptimizer(TrajectoryOptimizer):
         initial: Tensor,
         generators: Generators,
         deadline: Deadline,
+        proposals: Tensor | None = None,
     ) -> Tensor:
-        """MPPI updates from ``initial (B, H, A)``, weights per row; returns ``(B, H, A)``."""
+        """MPPI updates from ``initial (B, H, A)``, weights per row; returns ``(B, H, A)``.
+
+        ``proposals (B, J, H, A)`` are weighted with the perturbed samples in every update,
+        in place of ``J`` of them.
+        """
         cfg = self.config
         rows, horizon, a_dim = initial.shape
         mean = initial.clone()
         std = cfg.noise_std * (self.high - self.low) / 2
+        k = sampled_count(cfg.population, proposals)
         done = 0
         while done < cfg.iterations:
-            noise = sample_rows(self._noise, rows, (cfg.population, horizon, a_dim), generators)
+            noise = sample_rows(self._noise, rows, (k, horizon, a_dim), generators)
             samples = self.clamp(mean.unsqueeze(1) + std * noise)
+            if proposals is not None:
+                samples = torch.cat([samples, proposals], dim=1)
             scores = objective(samples)
             top = scores.amax(1, keepdim=True)
             gap = scores - top  # -inf for diverged candidates; NaN in a row where all diverged

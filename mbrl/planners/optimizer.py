@@ -8,7 +8,14 @@ A)) -> (H, A)`` with ``objective((K, H, A)) -> (K,)`` is the same optimiser with
 
 Every optimiser is anytime (:mod:`mbrl.planners.deadline`): ``optimize`` takes a
 :class:`~mbrl.planners.deadline.Deadline` (default: one started from the config's
-``plan_budget_ms``) checked between iterations. Non-finite scores (NaN, +-inf) rank last; a
+``plan_budget_ms``) checked between iterations.
+
+Proposals: ``optimize(..., proposals=(B, J, H, A))`` hands an optimiser ``J`` extra candidate
+sequences per problem that it scores alongside its own samples in every iteration, in place
+of as many of them (the population, and so the cost, stays the same; at least one candidate
+is still sampled). They are plain tensors: a planner makes them (e.g. by rolling a learned
+policy through its model, TD-MPC's policy samples), the optimiser never sees where they came
+from. Non-finite scores (NaN, +-inf) rank last; a
 problem whose every candidate scored non-finite gets its ``initial`` sequence back, after a
 ``RuntimeWarning`` (or :class:`~mbrl.planners.base.PlanningNonFiniteError` with the config's
 ``on_nonfinite="raise"``).
@@ -118,6 +125,7 @@ class TrajectoryOptimizer(ABC):
         initial: Tensor,
         generators: Generators | None = None,
         deadline: Deadline | None = None,
+        proposals: Tensor | None = None,
     ) -> Tensor:
         """Maximise ``objective`` from ``initial``: ``(H, A)`` for one problem, ``(B, H, A)``
         for a batch (then ``objective`` is a :data:`BatchObjective`).
@@ -130,13 +138,17 @@ class TrajectoryOptimizer(ABC):
                 single-problem call with that generator gives.
             deadline: checked between iterations (default: one started now from the config's
                 ``plan_budget_ms``, if any). :attr:`last_run` says how much work was done.
+            proposals: extra candidates scored in every iteration in place of as many
+                sampled ones, ``(J, H, A)`` for one problem, ``(B, J, H, A)`` for a batch
+                (clipped into the bounds; default none).
 
         Returns:
             The best sequences, shaped like ``initial``, inside the bounds.
 
         Raises:
-            ValueError: ``initial`` not ``(H, A)`` / ``(B, H, A)`` with this optimiser's ``A``, or
-                a generator list of the wrong length.
+            ValueError: ``initial`` not ``(H, A)`` / ``(B, H, A)`` with this optimiser's ``A``,
+                ``proposals`` not shaped like ``initial`` with a candidate axis, or a generator
+                list of the wrong length.
             PlanningNonFiniteError: every candidate of a problem scored non-finite, with
                 ``on_nonfinite="raise"``.
         """
@@ -157,14 +169,35 @@ class TrajectoryOptimizer(ABC):
             deadline = Deadline(self.plan_budget_ms, self.device)
         start = initial.to(self.device, torch.float32)
         batch = start if initial.ndim == 3 else start.unsqueeze(0)
+        extra = self._check_proposals(proposals, batch, initial.ndim == 2)
         score = objective
         if initial.ndim == 2:
             single = objective
             score = lambda c: single(c[0]).unsqueeze(0)  # noqa: E731
         checked = _FiniteCheck(score, batch.shape[0], self.device)
-        best = self.optimize_batch(checked, batch, gens, deadline)
+        if extra is None:  # subclasses written before proposals keep their 4-argument form
+            best = self.optimize_batch(checked, batch, gens, deadline)
+        else:
+            best = self.optimize_batch(checked, batch, gens, deadline, extra)
         best = self._keep_initial_where_nonfinite(best, batch, checked.seen_finite)
         return best if initial.ndim == 3 else best[0]
+
+    def _check_proposals(
+        self, proposals: Tensor | None, batch: Tensor, single: bool
+    ) -> Tensor | None:
+        """``proposals`` as ``(B, J, H, A)`` on the device, inside the box (None: none)."""
+        if proposals is None:
+            return None
+        rows, horizon, a_dim = batch.shape
+        want = f"(J, {horizon}, {a_dim})" if single else f"({rows}, J, {horizon}, {a_dim})"
+        shape = tuple(proposals.shape)
+        ok = shape[-2:] == (horizon, a_dim) and (
+            (single and len(shape) == 3) or (not single and len(shape) == 4 and shape[0] == rows)
+        )
+        if not ok or shape[-3] < 1:
+            raise ValueError(f"proposals must have shape {want} with J >= 1, got {shape}")
+        extra = proposals.to(self.device, torch.float32)
+        return self.clamp(extra.unsqueeze(0) if single else extra)
 
     @property
     def plan_budget_ms(self) -> float | None:
@@ -178,11 +211,14 @@ class TrajectoryOptimizer(ABC):
         initial: Tensor,
         generators: Generators,
         deadline: Deadline,
+        proposals: Tensor | None = None,
     ) -> Tensor:
         """Maximise ``B`` problems at once from ``initial (B, H, A)``; returns ``(B, H, A)``.
 
         ``generators``: one generator for all rows (one draw for the batch) or one per row.
         ``deadline``: checked between iterations (after the first); set :attr:`last_run`.
+        ``proposals``: ``(B, J, H, A)`` candidates (inside the box) scored in every iteration
+        in place of ``J`` sampled ones (:func:`sampled_count`), or None.
         ``objective``'s scores come back with every non-finite score as ``-inf``.
         Called by :meth:`optimize`, which checks the shapes and handles problems whose every
         candidate scored non-finite.
@@ -242,3 +278,10 @@ def shift_sequences(seqs: Tensor, steps: int, pad: Tensor) -> Tensor:
     steps = min(max(steps, 0), horizon)
     tail = pad.to(seqs.dtype).expand(*seqs.shape[:-2], steps, seqs.shape[-1])
     return torch.cat([seqs[..., steps:, :], tail], dim=-2)
+
+
+def sampled_count(population: int, proposals: Tensor | None) -> int:
+    """How many candidates to sample when ``proposals (B, J, H, A)`` fill part of a
+    ``population``: ``population - J``, at least 1."""
+    taken = 0 if proposals is None else proposals.shape[1]
+    return max(1, population - taken)

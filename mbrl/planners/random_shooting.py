@@ -14,6 +14,7 @@ from mbrl.planners.optimizer import (
     OptimizerRun,
     SamplingConfig,
     TrajectoryOptimizer,
+    sampled_count,
 )
 from mbrl.validation import check_positive_int
 
@@ -60,16 +61,21 @@ class RandomShootingOptimizer(TrajectoryOptimizer):
         initial: Tensor,
         generators: Generators,
         deadline: Deadline,
+        proposals: Tensor | None = None,
     ) -> Tensor:
         """Per row, the best of ``population`` uniform samples and ``initial (B, H, A)``.
 
         The samples are drawn at once, so a budgeted call scores a prefix of the same
-        candidates an unbudgeted one would.
+        candidates an unbudgeted one would. ``proposals (B, J, H, A)`` take the place of
+        ``J`` uniform samples and are scored first, with the warm start.
         """
         rows, horizon, a_dim = initial.shape
-        u = sample_rows(self._uniform, rows, (self.config.population, horizon, a_dim), generators)
+        k = sampled_count(self.config.population, proposals)
+        u = sample_rows(self._uniform, rows, (k, horizon, a_dim), generators)
         uniform = self.low + u * (self.high - self.low)
         warm = self.clamp(initial).unsqueeze(1)
+        if proposals is not None:
+            warm = torch.cat([warm, proposals], dim=1)
         index = torch.arange(rows, device=self.device)
         if not deadline.limited:
             samples = torch.cat([uniform, warm], dim=1)

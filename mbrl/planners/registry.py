@@ -7,6 +7,8 @@ Later planners join with :func:`register_planner`.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +20,7 @@ from mbrl.planners.base import Planner
 from mbrl.planners.cem import CEMConfig, CEMOptimizer
 from mbrl.planners.mppi import MPPIConfig, MPPIOptimizer
 from mbrl.planners.random_shooting import RandomShootingConfig, RandomShootingOptimizer
-from mbrl.planners.sampling import SamplingPlanner
+from mbrl.planners.sampling import SamplingPlanner, SearchAidsConfig
 from mbrl.spaces import ActionCodec
 from mbrl.task_fns import RewardFn, TerminationFn
 from mbrl.util.configs import config_from_options
@@ -39,9 +41,12 @@ class PlannerContext:
         options: planner-specific settings (e.g. ``{"population": 300}`` for CEM); unknown
             keys raise ``ValueError``.
         value_fn: optional learned state value ``(M, O) -> (M,)`` for planners whose class
-            sets ``accepts_value_fn`` (default None).
+            sets ``accepts_value_fn`` (default None): MCTS's leaf value, the sampling
+            planners' terminal value.
         policy_fn: optional rollout policy ``(obs (M, O), generator) -> encoded actions
             (M, A)`` for planners whose class sets ``accepts_policy_fn`` (default None).
+        policy_mode_fn: the same policy's most likely action ``(obs (M, O)) -> (M, A)``
+            (default None); the sampling planners' first proposal and warm start.
     """
 
     model: DynamicsModel
@@ -55,6 +60,7 @@ class PlannerContext:
     options: dict[str, Any] = field(default_factory=dict)
     value_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
     policy_fn: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+    policy_mode_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @property
     def device(self) -> torch.device:
@@ -112,9 +118,54 @@ def build_planner(name: str, ctx: PlannerContext) -> Planner:
     return entry.builder(ctx)
 
 
+AIDS_OPTIONS = frozenset(f.name for f in dataclasses.fields(SearchAidsConfig))
+"""Planner options of the sampling planners that go to :class:`SearchAidsConfig` (the rest
+configure the optimiser)."""
+_POLICY_OPTIONS = ("policy_fraction", "policy_warm_start")
+
+
+def split_aids_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(optimiser options, SearchAidsConfig options)`` of a sampling planner's options."""
+    aids = {k: v for k, v in options.items() if k in AIDS_OPTIONS}
+    return {k: v for k, v in options.items() if k not in AIDS_OPTIONS}, aids
+
+
+def _search_aids(ctx: PlannerContext, given: dict[str, Any]) -> SearchAidsConfig:
+    """The :class:`SearchAidsConfig` of ``given`` options, checked against what ``ctx`` has.
+
+    Raises:
+        ValueError: a policy option without a policy, ``value_pessimism`` without a value
+            that takes one (a :class:`~mbrl.models.value_model.LearnedValue`).
+    """
+    aids = config_from_options(SearchAidsConfig, given, source="planner option")
+    named = sorted(k for k in given if k in _POLICY_OPTIONS)
+    if named and ctx.policy_fn is None:
+        raise ValueError(
+            f"planner option(s) {named} need a rollout policy (--policy learned); this run has none"
+        )
+    if "value_pessimism" in given and not _takes_pessimism(ctx.value_fn):
+        raise ValueError(
+            "planner option value_pessimism needs a learned value (--value learned), "
+            f"got value_fn={ctx.value_fn!r}"
+        )
+    return aids
+
+
+def _takes_pessimism(value_fn: Any) -> bool:
+    # Imported here: the value model pulls in the data and training modules.
+    from mbrl.models.value_model import LearnedValue
+
+    return isinstance(value_fn, LearnedValue)
+
+
 def _sampling_builder(config_cls: type, optimizer_cls: type, base: Any | None = None) -> Builder:
     def build(ctx: PlannerContext) -> Planner:
-        cfg = config_from_options(config_cls, ctx.options, base)
+        given, aid_options = split_aids_options(ctx.options)
+        cfg = config_from_options(config_cls, given, base)
+        aids = _search_aids(ctx, aid_options)
+        value = ctx.value_fn
+        if value is not None and aids.value_pessimism is not None:
+            value = functools.partial(value, pessimism=aids.value_pessimism)
         low, high = ctx.codec.bounds(ctx.device)
         optimizer = optimizer_cls(cfg, low, high, ctx.generator)
         return SamplingPlanner(
@@ -126,6 +177,10 @@ def _sampling_builder(config_cls: type, optimizer_cls: type, base: Any | None = 
             n_particles=ctx.n_particles,
             gamma=ctx.gamma,
             generator=ctx.generator,
+            terminal_value=value,
+            policy=ctx.policy_fn,
+            policy_mode=ctx.policy_mode_fn if ctx.policy_fn is not None else None,
+            aids=aids,
         )
 
     return build
