@@ -49,6 +49,8 @@ from mbrl.models.registry import build_model, model_names
 from mbrl.models.rssm.latent import LatentDynamics, LatentReward
 from mbrl.models.rssm.model import RSSM
 from mbrl.models.rssm.training import RSSMTrainer
+from mbrl.models.rssm.value import LatentValueConfig
+from mbrl.models.value_model import LearnedValue
 from mbrl.planners.base import Planner
 from mbrl.planners.registry import (
     PlannerContext,
@@ -128,12 +130,15 @@ class PlanetParts:
     Attributes:
         config: the loop's settings; trainer: trains the RSSM on chunks of episodes.
         obs_shape / obs_dtype: how observations are stored (vector float32 or uint8 image).
+        value: the learned value on belief features (``value="learned"``; the trainer
+            refits it after every training phase), else None.
     """
 
     config: PlanetConfig
     trainer: RSSMTrainer
     obs_shape: tuple[int, ...]
     obs_dtype: torch.dtype
+    value: LearnedValue | None = None
 
 
 @dataclass(frozen=True)
@@ -438,25 +443,37 @@ def _build_planet(cfg: RunConfig, where: _Where) -> RunSetup:
             "at every step"
         )
     obs_shape, obs_dtype = obs_spec(info.observation_space)
-    planner_entry(pcfg.planner).planner_class.check_action_space(codec)
+    entry = planner_entry(pcfg.planner)
+    entry.planner_class.check_action_space(codec)
+    # Reached with value='learned' only once planet_config accepts it (it refuses it today).
+    latent_value = cfg.value == "learned"
+    if latent_value:
+        check_search_aids(cfg, entry)
     limit = agent_step_limit(pcfg, info.max_episode_steps)
     check_episode_lengths(pcfg, limit)
     if not dry:
         seed_everything(pcfg.seed)
     model = RSSM(obs_shape, codec.dim, pcfg.model).to(device)
     gen = make_generator(pcfg.seed, device)
-    trainer = RSSMTrainer(model, pcfg.train, make_generator(pcfg.seed + 1, device))
+    value = LearnedValue(model.feature_dim).to(device) if latent_value else None
+    trainer = RSSMTrainer(
+        model,
+        pcfg.train,
+        make_generator(pcfg.seed + 1, device),
+        value,
+        LatentValueConfig(gamma=cfg.gamma) if latent_value else None,
+    )
     options = planner_options(
         pcfg.planner_options, _run_budget(cfg), PLANNER_DEFAULTS.get(pcfg.planner, {})
     )
     reward_fn = LatentReward(model)
     ctx = PlannerContext(
         LatentDynamics(model), reward_fn, None, codec, gen, pcfg.horizon, pcfg.n_particles,
-        1.0, options,
+        cfg.gamma if latent_value else 1.0, options, value,
     )  # fmt: skip
     planner = build_planner(pcfg.planner, ctx)
     agent = BeliefAgent(model, planner, codec, gen, pcfg.exploration_noise)
-    backend = where.backend(planner, cfg)
+    backend = _eager_for_terminal_value(planner, cfg) or where.backend(planner, cfg)
     return RunSetup(
         dataclasses.replace(cfg, rollout_backend=backend.backend),
         info,
@@ -470,5 +487,5 @@ def _build_planet(cfg: RunConfig, where: _Where) -> RunSetup:
         agent,
         limit,
         backend,
-        planet=PlanetParts(pcfg, trainer, obs_shape, obs_dtype),
+        planet=PlanetParts(pcfg, trainer, obs_shape, obs_dtype, value),
     )

@@ -58,26 +58,49 @@ def discounted_returns(batch: TransitionBatch, gamma: float, bootstrap: Tensor) 
     Returns:
         ``(N,)`` float32 ``G_t``; a terminated row's return is its reward alone.
     """
+    return returns_to_go(batch.reward, batch.terminated, batch.truncated, gamma, bootstrap)
+
+
+def returns_to_go(
+    reward: Tensor, terminated: Tensor, cut: Tensor, gamma: float, bootstrap: Tensor
+) -> Tensor:
+    """``G_t = r_t + gamma * (1 - terminated_t) * G_{t+1}`` backwards over ``N`` rows.
+
+    Args:
+        reward: ``(N,)`` rewards, oldest first.
+        terminated: ``(N,)`` bool, the MDP ended after the row (nothing follows).
+        cut: ``(N,)`` bool, the episode stopped after the row without ending (a time limit):
+            the return continues with ``bootstrap``, as it does after the final row.
+        gamma: discount in ``(0, 1)``.
+        bootstrap: ``(N,)`` the value of the state after each row.
+
+    Returns:
+        ``(N,)`` float32 on ``reward``'s device.
+
+    Raises:
+        ValueError: ``gamma`` outside ``(0, 1)`` or a tensor not of shape ``(N,)``.
+    """
     if not 0.0 < gamma < 1.0:
         raise ValueError(f"gamma must be in (0, 1) for discounted returns, got {gamma}")
-    n = len(batch)
-    if bootstrap.shape != (n,):
-        raise ValueError(f"bootstrap must have shape ({n},), got {tuple(bootstrap.shape)}")
+    n = reward.shape[0]
+    for name, t in (("terminated", terminated), ("cut", cut), ("bootstrap", bootstrap)):
+        if tuple(t.shape) != (n,):
+            raise ValueError(f"{name} must have shape ({n},), got {tuple(t.shape)}")
     # A sequential scan over a few thousand rows: plain Python floats beat per-row tensor ops.
-    reward = batch.reward.double().cpu().tolist()
-    term = batch.terminated.cpu().tolist()
-    cut = batch.truncated.cpu().tolist()
+    rew = reward.double().cpu().tolist()
+    term = terminated.cpu().tolist()
+    cuts = cut.cpu().tolist()
     boot = bootstrap.double().cpu().tolist()
     out = [0.0] * n
     ahead = 0.0
     for t in range(n - 1, -1, -1):
         if term[t]:
             ahead = 0.0
-        elif cut[t] or t == n - 1:
+        elif cuts[t] or t == n - 1:
             ahead = boot[t]
-        out[t] = reward[t] + gamma * ahead
+        out[t] = rew[t] + gamma * ahead
         ahead = out[t]
-    return torch.tensor(out, dtype=torch.float32, device=batch.obs.device)
+    return torch.tensor(out, dtype=torch.float32, device=reward.device)
 
 
 def check_pessimism(pessimism: object) -> float:

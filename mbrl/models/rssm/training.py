@@ -9,6 +9,8 @@ from tqdm.auto import tqdm
 
 from mbrl.data.sequence_buffer import SequenceBuffer
 from mbrl.models.rssm.model import RSSM
+from mbrl.models.rssm.value import LatentValueConfig, fit_latent_value
+from mbrl.models.value_model import LearnedValue
 from mbrl.validation import check_positive_int
 
 
@@ -44,12 +46,32 @@ class RSSMTrainer:
         model: the :class:`RSSM` to train (in place).
         config: :class:`RSSMTrainConfig`.
         generator: randomness for chunk sampling and latent samples (on the model's device).
+        value: a :class:`~mbrl.models.value_model.LearnedValue` over the belief features,
+            refitted after every training phase (:func:`~mbrl.models.rssm.value.
+            fit_latent_value`), or None (default).
+        value_config: how the value is fitted (default ``LatentValueConfig()``).
+
+    Raises:
+        ValueError: a value whose size is not the model's feature size.
     """
 
-    def __init__(self, model: RSSM, config: RSSMTrainConfig, generator: torch.Generator) -> None:
+    def __init__(
+        self,
+        model: RSSM,
+        config: RSSMTrainConfig,
+        generator: torch.Generator,
+        value: LearnedValue | None = None,
+        value_config: LatentValueConfig | None = None,
+    ) -> None:
+        if value is not None and value.obs_dim != model.feature_dim:
+            raise ValueError(
+                f"value.obs_dim is {value.obs_dim}, the RSSM's feature size is {model.feature_dim}"
+            )
         self.model = model
         self.config = config
         self.generator = generator
+        self.value = value
+        self.value_config = value_config or LatentValueConfig()
         self.optimizer = torch.optim.Adam(
             model.parameters(), lr=config.learning_rate, eps=config.adam_eps
         )
@@ -57,7 +79,9 @@ class RSSMTrainer:
     def train(
         self, buffer: SequenceBuffer, steps: int, progress: str | None = None
     ) -> dict[str, float]:
-        """``steps`` gradient steps on chunks ``(B, L)``; returns the mean loss parts.
+        """``steps`` gradient steps on chunks ``(B, L)``; returns the mean loss parts (and,
+        with a value, ``value``: its best held-out MSE on standardised returns after the
+        refit on the newly filtered features).
 
         The model's normalisers are fitted from the buffer on the first call only (so the
         latent space does not drift with the data statistics).
@@ -83,4 +107,7 @@ class RSSMTrainer:
             for key, value in parts.items():
                 totals[key] = totals.get(key, 0.0) + value / steps
         model.eval()
+        if self.value is not None:
+            fitted = fit_latent_value(self.value, model, buffer, self.value_config, self.generator)
+            totals["value"] = fitted.best_val_score
         return totals
