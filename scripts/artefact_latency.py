@@ -38,6 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()])
     p.add_argument("--cuda", choices=["auto", "no"], default="auto")
+    p.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="CPU rows: elapsed time, or process CPU time (a shared machine; see time_calls)",
+    )
     p.add_argument("--json", default=None, help="also append the lines to this file")
     args = p.parse_args(argv)
     loader = _loader()
@@ -57,13 +63,15 @@ def main(argv: list[str] | None = None) -> int:
             call = functools.partial(fn, obs)
             for threads in args.threads if device == "cpu" else [torch.get_num_threads()]:
                 torch.set_num_threads(threads)
-                stats = loader.time_calls(call, args.calls, args.warmup, device)
+                clock = args.clock if device == "cpu" else "wall"
+                stats = loader.time_calls(call, args.calls, args.warmup, device, clock)
                 row = {
                     "artefact": Path(path).name,
                     "kind": art.spec["kind"],
                     "device": device,
                     "threads": threads,
                     "calls": args.calls,
+                    "clock": clock,
                     **stats,
                     "torch": torch.__version__,
                     "gpu": torch.cuda.get_device_name() if device == "cuda" else None,

@@ -371,3 +371,14 @@ def test_latency_report_statistics() -> None:
     assert report.calls == 50
     assert 0 <= report.median_ms <= report.p99_ms <= report.max_ms
     assert "noop on cpu: median" in report.line()
+
+
+def test_cpu_clock_counts_this_process_only() -> None:
+    import time
+
+    stats = loader_module.time_calls(lambda: time.sleep(0.002), calls=5, warmup=0, clock="cpu")
+    assert stats["median_ms"] < 1.0  # sleeping uses no CPU: another process's load neither
+    wall = loader_module.time_calls(lambda: time.sleep(0.002), calls=5, warmup=0)
+    assert wall["median_ms"] >= 2.0
+    with pytest.raises(ValueError, match="clock must be 'wall' or 'cpu'"):
+        loader_module.time_calls(lambda: None, clock="gpu")

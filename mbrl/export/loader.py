@@ -217,24 +217,36 @@ def time_calls(
     calls: int = 1000,
     warmup: int = 20,
     device: str | torch.device = "cpu",
+    clock: str = "wall",
 ) -> dict[str, float]:
-    """Wall time of ``call()`` over ``calls`` calls after ``warmup`` untimed ones: a dict of
-    ``median_ms``, ``p99_ms``, ``mean_ms``, ``max_ms`` (p99: nearest-rank, linear
-    interpolation). On a CUDA ``device`` every timed call ends with a synchronisation."""
+    """Time per call of ``call()`` over ``calls`` calls after ``warmup`` untimed ones: a dict
+    of ``median_ms``, ``p99_ms``, ``mean_ms``, ``max_ms`` (quantiles linearly interpolated).
+
+    ``clock="wall"`` (default) is the elapsed time, what a control loop waits; on a CUDA
+    ``device`` every timed call ends with a synchronisation. ``clock="cpu"`` is this
+    process's CPU time (all its threads): on a machine shared with other work it estimates
+    the wall time of an idle machine for a one-thread call, where wall time mostly measures
+    the other processes (CPU devices only).
+    """
     if calls < 1 or warmup < 0:
         raise ValueError(f"calls must be >= 1 and warmup >= 0, got {calls} and {warmup}")
+    if clock not in ("wall", "cpu"):
+        raise ValueError(f"clock must be 'wall' or 'cpu', got {clock!r}")
     cuda = torch.device(device).type == "cuda"
+    if cuda and clock == "cpu":
+        raise ValueError("clock='cpu' times CPU work; use clock='wall' on a CUDA device")
+    now = time.perf_counter if clock == "wall" else time.process_time
     for _ in range(warmup):
         call()
     if cuda:
         torch.cuda.synchronize()
     times = []
     for _ in range(calls):
-        start = time.perf_counter()
+        start = now()
         call()
         if cuda:
             torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) * 1e3)
+        times.append((now() - start) * 1e3)
     ms = torch.tensor(times, dtype=torch.float64)
     return {
         "median_ms": float(ms.quantile(0.5)),
