@@ -7,6 +7,7 @@ import importlib
 import sys
 
 from mbrl._version import __version__
+from mbrl.util.log import LEVELS, configure_cli_logging, reset_cli_logging
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("mbrl.commands.run", "model-based RL loop: seed data, fit, plan with MPC, refit"),
@@ -39,6 +40,9 @@ in torch), so ``mbrl --help`` and ``mbrl --version`` need none of them. The help
 COMMAND_MODULES = tuple(module for module, _ in COMMANDS.values())
 """Modules that each add one subcommand via ``register(subparsers)``."""
 
+LOG_LEVEL = "--log-level"
+"""The one option of ``mbrl`` itself that takes a value (before the subcommand)."""
+
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser of ``mbrl``.
@@ -51,6 +55,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="mbrl", description="Model-based planning and RL toolkit."
     )
     parser.add_argument("--version", action="version", version=f"mbrl-toolkit {__version__}")
+    parser.add_argument(
+        LOG_LEVEL,
+        choices=list(LEVELS),
+        default="info",
+        help="messages at this level and above go to stderr, one line each (default info); "
+        "results stay on stdout",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module, help_line) in COMMANDS.items():
@@ -62,9 +73,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _chosen_command(argv: list[str]) -> str:
-    """The subcommand named in ``argv`` ('' for none): the first argument that is not an
-    option, since ``mbrl``'s own options (``-h``, ``--version``) take no value."""
-    return next((a for a in argv if not a.startswith("-")), "")
+    """The subcommand named in ``argv`` ('' for none): the first argument that is neither an
+    option nor the value of ``--log-level LEVEL`` (``mbrl``'s other options take none)."""
+    args = iter(argv)
+    for arg in args:
+        if arg == LOG_LEVEL:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(_chosen_command(argv))
     args = parser.parse_args(argv)
+    configure_cli_logging(args.log_level)
     try:
         return int(args.func(args) or 0)
     except (ValueError, TypeError) as err:
@@ -82,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"mbrl {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        # main() is called in-process too (tests, scripts): leave logging as it was.
+        reset_cli_logging()
 
 
 if __name__ == "__main__":

@@ -84,6 +84,9 @@ class RunConfig:
             misses go to the metrics (:mod:`mbrl.planners.deadline`).
         replan_every: steps between replans, executing the plan open loop in between
             (default 1: full MPC; not supported with ``rssm``).
+        tensorboard: directory for TensorBoard event files of the episode metrics, model
+            losses and planning times (default none; needs the ``tensorboard`` extra, see
+            :mod:`mbrl.agents.tensorboard`).
     """
 
     env_id: str = "Pendulum-v1"
@@ -115,6 +118,7 @@ class RunConfig:
     initial_model: str | None = None
     plan_budget_ms: float | None = None
     replan_every: int = 1
+    tensorboard: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "explicit", frozenset(self.explicit))
@@ -132,7 +136,7 @@ class RunConfig:
             raise ValueError(f"termination must be 'mlp' or 'box', got {self.termination!r}")
         if self.max_episode_steps is not None:
             check_positive_int(self.max_episode_steps, "max_episode_steps")
-        for name in ("out", "initial_buffer", "initial_model"):
+        for name in ("out", "initial_buffer", "initial_model", "tensorboard"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, str) and value):
                 raise TypeError(f"{name} must be a non-empty path string or None, got {value!r}")

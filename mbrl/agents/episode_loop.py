@@ -2,8 +2,11 @@
 
 :func:`run_loop` runs ``seed_episodes`` random-action episodes (more while the loop wants more
 data), then ``episodes`` episodes in which the models are fitted first and the agent acts. It
-logs one line per episode (with a per-step progress bar) and, after every episode, writes a
-checkpoint a killed run resumes from (:class:`~mbrl.agents.writer.RunWriter`); it saves the
+prints one line per episode (with a per-step progress bar) and, after every episode, writes a
+checkpoint a killed run resumes from (:class:`~mbrl.agents.writer.RunWriter`) and, with
+``config.tensorboard``, the episode's scalars to TensorBoard
+(:class:`~mbrl.agents.tensorboard.TensorBoardWriter`); other messages go to the
+``mbrl.agents.episode_loop`` logger (:mod:`mbrl.util.log`); it saves the
 data collected so far when anything fails part-way. What a loop fits, where its transitions
 go and what its records hold is a :class:`LoopSpecifics`: the state-space loop
 (:mod:`mbrl.agents.loop`) and the PlaNet loop (:mod:`mbrl.agents.planet_loop`) differ only in
@@ -34,8 +37,12 @@ from tqdm.auto import tqdm
 
 from mbrl.agents.episode import EpisodeStats, Policy, run_episode
 from mbrl.agents.setup import RunSetup
+from mbrl.agents.tensorboard import TensorBoardWriter
 from mbrl.agents.writer import Collected, RunWriter, Snapshot, check_out_dir, config_json
 from mbrl.seeding import seed_everything
+from mbrl.util.log import get_logger
+
+log = get_logger(__name__)
 
 MAX_SEED_EPISODES = 1000
 """Seed episodes are added while the loop wants more random data, up to this many."""
@@ -328,8 +335,20 @@ def run_loop(
     n_seed = seed_episodes(
         cfg.seed_episodes if start.seed_episodes is None else start.seed_episodes
     )
+    board: TensorBoardWriter | None = None
     try:
         with writer.guard(loop.collected):
+            if cfg.tensorboard is not None:
+                board = TensorBoardWriter(cfg.tensorboard)
+            log.debug(
+                "run: %s, model %s, planner %s, episodes %d-%d, out %s",
+                cfg.env_id,
+                cfg.model,
+                cfg.planner,
+                ep,
+                n_seed + cfg.episodes - 1,
+                cfg.out,
+            )
             while ep < n_seed + cfg.episodes:
                 is_seed = ep < n_seed
                 _reseed(setup, loop, ep)
@@ -369,11 +388,16 @@ def run_loop(
                 records.append(rec)
                 if cfg.progress:
                     tqdm.write(rec.log_line(), file=sys.stdout)
+                if board is not None:
+                    board.add_record(rec)
                 ep += 1
                 n_seed = seed_episodes(n_seed)
                 writer.commit(_snapshot(setup, loop, ep, n_seed, records))
+                log.debug("episode %d committed to %s", ep - 1, writer.out or "memory")
     finally:
         env.close()
+        if board is not None:
+            board.close()
     summary = {
         "env": cfg.env_id,
         "model": cfg.model,

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from mbrl.agents.config import RunConfig, run_config_from_json
 from mbrl.agents.episode_loop import (
@@ -47,6 +45,7 @@ from mbrl.models.policy_model import LearnedPolicy
 from mbrl.models.training import FitReport, fit
 from mbrl.models.value_model import LearnedValue
 from mbrl.spaces import observation_dim
+from mbrl.util.log import get_logger
 
 __all__ = [
     "EpisodeRecord",
@@ -58,6 +57,8 @@ __all__ = [
     "run",
     "saved_run_config",
 ]
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -280,13 +281,12 @@ def resume(directory: str | os.PathLike, *, progress: bool | None = None) -> Run
     if progress is not None:
         cfg = dataclasses.replace(cfg, progress=progress)
     committed = writer.recover()
-    if cfg.progress:
-        where = (
-            f"at episode {committed.next_episode} of {committed.total_episodes}"
-            if committed is not None
-            else "from the start (no episode was saved)"
-        )
-        tqdm.write(f"resuming the run in {out} {where}", file=sys.stdout)
+    where = (
+        f"at episode {committed.next_episode} of {committed.total_episodes}"
+        if committed is not None
+        else "from the start (no episode was saved)"
+    )
+    log.info("resuming the run in %s %s", out, where)
     setup, loop, start = _set_up(cfg, lambda s, lp: resumed_start(s, lp, writer))
     return _run(setup, loop, writer, start)
 

@@ -156,6 +156,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="model training override (repeatable, FitConfig fields), e.g. max_steps=500",
     )
+    p.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="write TensorBoard event files of the episode metrics, model losses and planning "
+        "times to DIR (default: none; needs the tensorboard extra)",
+    )
     p.add_argument("--no-preset", action="store_true", help="ignore the env's tuned defaults")
     p.add_argument("--quiet", action="store_true", help="no progress bars or episode lines")
     p.set_defaults(func=main)
@@ -205,6 +211,7 @@ _FLAGS: dict[str, _Flag] = {
     "use_preset": _Flag("--no-preset", "no_preset", lambda v: not v),
     "initial_buffer": _Flag("--buffer", "buffer"),
     "initial_model": _Flag("--load-model", "load_model"),
+    "tensorboard": _Flag("--tensorboard", "tensorboard"),
 }
 """RunConfig field -> the flag that sets it (``--quiet`` sets ``progress``, never compared)."""
 
@@ -302,17 +309,24 @@ def main(args: argparse.Namespace) -> int:
 
     Returns:
         0; 1 when an output cannot be written; 130 on Ctrl-C; 143 on SIGTERM (each with one
-        line on stderr saying where the data went). Bad input raises ``ValueError`` /
-        ``TypeError`` before any work (the CLI prints it and exits with 2).
+        line on stderr saying where the data went); 2 when ``--tensorboard`` is given without
+        the tensorboard package (one line naming the extra). Bad input raises ``ValueError``
+        / ``TypeError`` before any work (the CLI prints it and exits with 2).
     """
     from mbrl.agents.loop import RunOutputError, run
+    from mbrl.agents.tensorboard import TensorBoardMissing, check_tensorboard
 
     try:
+        if args.tensorboard:
+            check_tensorboard()  # before any work (a resumed run's is checked at its set-up)
         with sigterm_raises():
             if args.resume:
                 result = _resume(args)
             else:
                 result = run(config_from_args(args), overwrite=args.overwrite)
+    except TensorBoardMissing as err:
+        print(f"mbrl run: error: {err}", file=sys.stderr)
+        return 2
     except Terminated as err:
         print(_one_line(err, "terminated by SIGTERM"), file=sys.stderr)
         return EXIT_SIGTERM
