@@ -499,3 +499,12 @@ def test_build_run_wires_a_latent_value_once_planet_config_allows_it(monkeypatch
     assert setup.planet.trainer.value_config.gamma == 0.99
     assert setup.planner.terminal_value is value and setup.planner.gamma == 0.99
     assert setup.backend.backend == "eager"
+
+
+def test_pilco_is_registered_on_first_use() -> None:
+    from mbrl.planners.registry import planner_entry, planner_names
+
+    assert "pilco" in planner_names()
+    assert planner_entry("pilco").planner_class.__name__ == "PILCOPlanner"
+    with pytest.raises(TypeError, match="Gaussian belief propagation"):
+        build_run(RunConfig(env_id="Pendulum-v1", planner="pilco", progress=False), dry=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,6 +82,9 @@ class PlannerEntry:
 
 
 _PLANNERS: dict[str, PlannerEntry] = {}
+_LAZY_PLANNERS = {"pilco": "mbrl.planners.pilco"}
+"""Planners registered by their own module, imported the first time their name is asked for
+(PILCO pulls in the GP belief machinery, which ``import mbrl.planners`` need not load)."""
 
 
 def register_planner(
@@ -91,8 +95,8 @@ def register_planner(
 
 
 def planner_names() -> list[str]:
-    """Sorted names of registered planners."""
-    return sorted(_PLANNERS)
+    """Sorted names of registered planners (including those registered on first use)."""
+    return sorted(set(_PLANNERS) | set(_LAZY_PLANNERS))
 
 
 def planner_entry(name: str) -> PlannerEntry:
@@ -101,6 +105,8 @@ def planner_entry(name: str) -> PlannerEntry:
     Raises:
         ValueError: unknown planner name (the message lists the known ones).
     """
+    if name not in _PLANNERS and name in _LAZY_PLANNERS:
+        importlib.import_module(_LAZY_PLANNERS[name])  # registers it
     try:
         return _PLANNERS[name]
     except KeyError as err:
