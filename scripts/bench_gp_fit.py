@@ -4,7 +4,7 @@ Collects random-action Pendulum-v1 transitions (``--n`` for training, 2000 fresh
 testing), then fits :class:`~mbrl.models.gp.model.GPDynamics`:
 
 * ``sparse``: the default sparse path on all ``--n`` points (collapsed bound on a subset,
-  k-means++ inducing inputs, early stopping; optimal ``q(u)`` over all data);
+  greedy-variance inducing inputs, early stopping; optimal ``q(u)`` over all data);
 * ``exact``: the exact marginal likelihood on a random ``--exact-n`` subset (the reference;
   skipped with ``--exact-n 0``);
 * ``svgp`` (with ``--svgp``): the previous sparse path, gpytorch SVGP with 400 Adam steps;
@@ -18,7 +18,7 @@ mean negative log predictive density (``NLPD``; per dimension, summed). The load
 Usage::
 
     OMP_NUM_THREADS=1 nice -n 5 python scripts/bench_gp_fit.py [--n 16000] [--exact-n 2000]
-        [--svgp] [--variant inducing_init=greedy] [--seed 0] [--threads 1]
+        [--svgp] [--variant inducing_init=kmeans] [--seed 0] [--threads 1]
 """
 
 from __future__ import annotations

@@ -102,10 +102,15 @@ def test_early_stopping_keeps_the_best_held_out_hyperparameters(monkeypatch) -> 
     # patience 1: the first check without improvement ends the fit
     values = [v for v, _ in seen]
     if info.message.startswith("early stopping"):
-        assert values[-1] >= min(values[:-1]) and info.iterations < cfg.max_iter
-    best = min(range(len(seen)), key=lambda i: values[i])
-    for kept, best_value in zip(model.hyper.values(), seen[best][1], strict=True):
-        torch.testing.assert_close(kept, best_value)
+        assert info.iterations < cfg.max_iter
+    # the kept hyperparameters are among the best scored (up to the 1e-4 improvement margin)
+    low = min(values)
+    kept = model.hyper.values()
+    assert any(
+        v <= low + 1e-4 * abs(low)
+        and all(torch.allclose(a, b) for a, b in zip(kept, state, strict=True))
+        for v, state in seen
+    )
 
 
 def test_inducing_selection_spreads_points_and_beats_a_random_subset() -> None:
