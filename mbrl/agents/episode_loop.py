@@ -341,12 +341,11 @@ def run_loop(
             if cfg.tensorboard is not None:
                 board = TensorBoardWriter(cfg.tensorboard)
             log.debug(
-                "run: %s, model %s, planner %s, episodes %d-%d, out %s",
+                "run: %s, model %s, planner %s, from episode %d, out %s",
                 cfg.env_id,
                 cfg.model,
                 cfg.planner,
                 ep,
-                n_seed + cfg.episodes - 1,
                 cfg.out,
             )
             while ep < n_seed + cfg.episodes:

@@ -79,7 +79,8 @@ def configure_cli_logging(level: str | int = "info") -> logging.Handler:
         The handler installed on the ``mbrl`` logger.
 
     Raises:
-        ValueError: ``level`` is not one of those names or a level number.
+        ValueError: ``level`` is a name other than those.
+        TypeError: ``level`` is neither a name nor an int.
     """
     if isinstance(level, str):
         if level.lower() not in LEVELS:
