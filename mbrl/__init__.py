@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from mbrl._version import __version__
 from mbrl.gym_ids import register_envs as _register_envs
+from mbrl.util import log as _log  # noqa: F401  (installs the mbrl logger's NullHandler)
 from mbrl.util.lazy import install_lazy_exports as _install_lazy_exports
 
 if TYPE_CHECKING:
