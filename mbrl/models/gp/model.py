@@ -156,7 +156,7 @@ class GPConfig:
             points with fixed inducing inputs and early stopping, see
             :mod:`mbrl.models.gp.sparse`) or ``svgp`` (gpytorch SVGP, ``sparse_steps`` Adam
             minibatch steps).
-        sparse_subset: points the collapsed bound is fitted on (default 2048; a random
+        sparse_subset: points the collapsed bound is fitted on (default 1536; a random
             subset: the hyperparameters need far fewer points than the posterior, which is
             conditioned on all of them).
         sparse_fit_inducing: fixed inducing inputs of the collapsed fit (default 128; its
@@ -216,7 +216,7 @@ class GPConfig:
     gtol: float = 1e-5
     inducing_init: str = "greedy"
     sparse_method: str = "collapsed"
-    sparse_subset: int = 2048
+    sparse_subset: int = 1536
     sparse_fit_inducing: int = 128
     sparse_holdout: int = 500
     sparse_init_subset: int = 256

@@ -226,12 +226,14 @@ def fit_collapsed_hyperparameters(
     without improvement the fit stops (early stopping), and it always ends with the best
     hyperparameters seen.
 
-    A second start (``init_subset > 0``): the exact marginal likelihood's optimum on that many
-    fitting points (cheap at a few hundred). The collapsed bound with few inducing points has
-    an "all noise" optimum (a small signal, the noise explaining everything) that a start far
-    from the data's scales can fall into; when this start scores better than where the first
-    fit ended, the fit is run again from it. (Always starting there is worse: from so few
-    points it can sit in a poorer basin than the defaults lead to.)
+    A second start (``init_subset > 0``): the collapsed bound with few inducing points has an
+    "all noise" optimum (a small signal, the noise explaining everything) that a start far
+    from the data's scales can fall into. When the first fit finds nothing better than its start
+    or ends with some output's signal variance below its noise variance, the exact marginal
+    likelihood's optimum on
+    ``init_subset`` fitting points (cheap at a few hundred) is scored, and the fit is run again
+    from it when it scores better. (Always starting there is worse: from so few points it can
+    sit in a poorer basin than the defaults lead to.)
 
     Returns:
         :class:`HyperFitResult` (``losses``: negative bound per point, per evaluation, of both
@@ -268,7 +270,7 @@ def fit_collapsed_hyperparameters(
         value = score()
         if not math.isfinite(value):
             return False
-        if not math.isfinite(best["loss"]) or value < best["loss"] - 1e-4 * abs(best["loss"]):
+        if not math.isfinite(best["loss"]) or value < best["loss"] - 1e-3 * abs(best["loss"]):
             best.update(loss=value, state=copy.deepcopy(hyper.state_dict()), bad=0)
         else:
             best["bad"] += 1
@@ -284,6 +286,8 @@ def fit_collapsed_hyperparameters(
     def run() -> HyperFitResult:
         best["bad"] = 0
         check()  # the start is a candidate too
+        if "first" not in best:
+            best["first"] = best["state"]
         result = minimize_hyperparameters(
             hyper, loss, max_iter, gtol, "collapsed sparse GP bound", monitor
         )
@@ -291,7 +295,11 @@ def fit_collapsed_hyperparameters(
         return result
 
     result = run()
-    if init_subset > 0:
+    improved = best["state"] is not best["first"]
+    hyper.load_state_dict(best["state"])
+    _, sf2, s2 = hyper.values()
+    # nothing better than the defaults found, or an output explained as mostly noise
+    if init_subset > 0 and (not improved or bool((sf2 < s2).any())):
         ended = best["loss"]
         hyper.load_state_dict(start_state)
         fit_exact_hyperparameters(
