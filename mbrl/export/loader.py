@@ -256,7 +256,9 @@ def time_calls(
     }
 
 
-def load(path: str | os.PathLike, device: str | torch.device | None = None) -> _Deployed:
+def load(
+    path: str | os.PathLike, device: str | torch.device | None = None
+) -> DeployedPolicy | DeployedPlanner:
     """Load the artefact at ``path``: a :class:`DeployedPolicy` or :class:`DeployedPlanner`.
 
     Args:
@@ -277,7 +279,8 @@ def load(path: str | os.PathLike, device: str | torch.device | None = None) -> _
 
         program = move_to_device_pass(program, target)
     module = program.module()
-    kinds = {"policy": DeployedPolicy, "planner": DeployedPlanner}
-    if spec.get("kind") not in kinds:
-        raise ValueError(f"artefact {str(path)!r} has unknown kind {spec.get('kind')!r}")
-    return kinds[spec["kind"]](module, spec, target)
+    if spec.get("kind") == "policy":
+        return DeployedPolicy(module, spec, target)
+    if spec.get("kind") == "planner":
+        return DeployedPlanner(module, spec, target)
+    raise ValueError(f"artefact {str(path)!r} has unknown kind {spec.get('kind')!r}")
