@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from mbrl.commands.options import int_at_least, parse_key_values
@@ -69,8 +70,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         metavar="MODULE",
         default=[],
-        help="import MODULE first (repeatable): one registering the run's env or a model class "
-        "of your own",
+        help="import MODULE first (repeatable; the current directory is searched too): one "
+        "registering the run's env or a model class of your own",
     )
     p.add_argument(
         "--check",
@@ -96,6 +97,9 @@ def main(args: argparse.Namespace) -> int:
     from mbrl.export import export_run, load, measure_latency, random_observations
     from mbrl.export.checks import planner_parity, policy_parity
 
+    if args.imports and "" not in sys.path and os.getcwd() not in sys.path:
+        # As `python -m` would: a user's module next to the run is importable.
+        sys.path.insert(0, os.getcwd())
     for module in args.imports:
         try:
             importlib.import_module(module)
