@@ -33,7 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"gymnasium id (default {defaults.env_id}; {DYNAQ_DEFAULT_ENV} for --algo dynaq)",
     )
     p.add_argument(
-        "--algo", default="mbpo", choices=["mbpo", "sac", "dynaq"], help="(default %(default)s)"
+        "--algo",
+        default="mbpo",
+        choices=["mbpo", "sac", "dynaq", "imagine"],
+        help="(default %(default)s); imagine: actor-critic trained in imagination "
+        "(mbrl.imagination)",
     )
     p.add_argument(
         "--steps",
@@ -130,6 +134,10 @@ def main(args: argparse.Namespace) -> int:
         args.env = DYNAQ_DEFAULT_ENV if args.algo == "dynaq" else MBPOConfig().env_id
     if args.algo == "dynaq":
         return _main_dynaq(args)
+    if args.algo == "imagine":
+        from mbrl.imagination.loop import main_from_args
+
+        return main_from_args(args)
     from mbrl.dyna.branched import RolloutSchedule
 
     schedule = RolloutSchedule()
