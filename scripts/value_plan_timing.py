@@ -1,0 +1,89 @@
+"""Planning ms per step of sampling planners with and without a learned terminal value,
+timed interleaved in one process (so machine load hits every variant alike).
+
+    OMP_NUM_THREADS=1 python scripts/value_plan_timing.py --planner cem --calls 40
+
+Each variant is a run set-up of ``mbrl run`` (:func:`mbrl.agents.setup.build_run`, Pendulum-v1
+with its preset: PETS ensemble of 5, CEM 300 x 4, 5 particles) at its horizon, with
+``--value learned`` (and ``--policy learned``) where named. Timing does not depend on the
+weights, so the networks are left unfitted. Round ``i`` plans from the same random state for
+every variant, in rotating order; the script prints the median and mean ms per plan call,
+the ratio to the first variant, the model steps per action and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+
+from mbrl.agents.config import RunConfig
+from mbrl.agents.setup import build_run
+
+VARIANTS = {
+    "H15": {"horizon": 15},
+    "H5": {"horizon": 5},
+    "H5 + value": {"horizon": 5, "gamma": 0.95, "value": "learned"},
+    "H5 + value + policy": {"horizon": 5, "gamma": 0.95, "value": "learned", "policy": "learned"},
+}
+
+
+def _candidates(cfg) -> int:
+    """Candidates scored per plan call (CEM's population decays per iteration)."""
+    decay = getattr(cfg, "population_decay", 1.0)
+    elites = getattr(cfg, "num_elites", 0)
+    its = range(getattr(cfg, "iterations", 1))
+    return sum(max(2 * elites, round(cfg.population * decay**i)) for i in its)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--planner", default="cem", help="cem, icem, mppi or shooting")
+    parser.add_argument("--calls", type=int, default=40, help="timed plan calls per variant")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    planners = {}
+    for name, fields in VARIANTS.items():
+        cfg = RunConfig(env_id="Pendulum-v1", planner=args.planner, progress=False, **fields)
+        setup = build_run(cfg)
+        setup.env.close()
+        planners[name] = setup.planner
+    gen = torch.Generator().manual_seed(0)
+    theta = torch.rand(args.calls, generator=gen) * 6.283 - 3.1416
+    speed = torch.rand(args.calls, generator=gen) * 16 - 8
+    states = torch.stack([theta.cos(), theta.sin(), speed], 1)
+    times: dict[str, list[float]] = {name: [] for name in planners}
+    names = list(planners)
+    for p in planners.values():  # warm-up
+        p.plan(states[0])
+    load_before = os.getloadavg()
+    for i in range(args.calls):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            planner = planners[name]
+            planner.reset()
+            start = time.perf_counter()
+            planner.plan(states[i])
+            times[name].append((time.perf_counter() - start) * 1e3)
+    load_after = os.getloadavg()
+    base = statistics.median(times[names[0]])
+    print(f"planner {args.planner}, {args.calls} calls per variant, {args.threads} thread(s)")
+    print(f"load average before {load_before[0]:.2f} after {load_after[0]:.2f}")
+    print("| variant | median ms | mean ms | ratio to H15 (median) | model steps per action |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, planner in planners.items():
+        med = statistics.median(times[name])
+        steps = _candidates(planner.optimizer.config) * planner.n_particles * planner.horizon
+        if planner.policy is not None:
+            steps += planner.n_proposals * planner.horizon
+        print(
+            f"| {name} | {med:.1f} | {statistics.fmean(times[name]):.1f} | {med / base:.2f} "
+            f"| {steps} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
