@@ -98,5 +98,7 @@ def _build_gp(ctx: ModelContext) -> DynamicsModel:
 
 register_model("gp", _build_gp, "Gaussian-process dynamics (gpytorch; exact or sparse)")
 _register_lazy_checkpointable("GPDynamics", "mbrl.models.gp.model")
+_register_lazy_checkpointable("LinearPolicy", "mbrl.planners.pilco")
+_register_lazy_checkpointable("RBFPolicy", "mbrl.planners.pilco")
 
 from mbrl.models import known as _known  # noqa: E402,F401  (registers the "known" model)

@@ -61,12 +61,7 @@ import torch
 from torch import Tensor
 
 from mbrl.models.base import GAUSSIAN_BELIEF, DynamicsModel
-from mbrl.models.gp.belief import (
-    EXPECTATIONS,
-    BeliefDynamics,
-    ExpectedReward,
-    ExpectedTermination,
-)
+from mbrl.models.gp.belief import EXPECTATIONS, BeliefDynamics
 from mbrl.models.gp.moments import GaussianState
 from mbrl.planners.base import Planner, as_obs_tensor
 from mbrl.planners.deadline import AnytimeConfig
@@ -215,11 +210,13 @@ class GPMPC(Planner):
         self.termination_fn = termination_fn
         cfg = self.config
         self.belief = BeliefDynamics(model, cfg.propagation)
-        self._reward = ExpectedReward(reward_fn, model.obs_dim, cfg.reward_expectation)
+        # The belief lives in the model's coordinates (phasors as Cartesian pairs): the
+        # expectations map every cubature point back to an observation for the task functions.
+        self._reward = self.belief.expected_reward(reward_fn, cfg.reward_expectation)
         self._termination = (
             None
             if termination_fn is None
-            else ExpectedTermination(termination_fn, model.obs_dim, cfg.reward_expectation)
+            else self.belief.expected_termination(termination_fn, cfg.reward_expectation)
         )
         self.low, self.high = low, high
         self.horizon = self.config.horizon or horizon
