@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import json
 import math
+import tempfile
 from typing import Literal
 
 import gymnasium as gym
@@ -188,6 +189,19 @@ def test_output_dir_refuses_a_file_a_path_under_a_file_and_an_unwritable_place(
         check_output_dir(afile / "sub" / "dir", "--out")
     assert check_output_dir(tmp_path / "new" / "dir") == tmp_path / "new" / "dir"
     assert not (tmp_path / "new").exists()  # nothing is created
+    assert list(tmp_path.iterdir()) == [afile]  # the probe directory is gone
+    # Writable by its permission bits, yet no directory can be made there (as root in /proc).
+    real_mkdtemp = tempfile.mkdtemp
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Read-only file system")
+
+    monkeypatch.setattr("tempfile.mkdtemp", refuse)
+    with pytest.raises(
+        ValueError, match=r"--out '.*new': cannot create a directory in '.*' \(Read"
+    ):
+        check_output_dir(tmp_path / "new", "--out")
+    monkeypatch.setattr("tempfile.mkdtemp", real_mkdtemp)
     monkeypatch.setattr("os.access", lambda *_a, **_k: False)
     with pytest.raises(ValueError, match=r"is not writable"):
         check_output_dir(tmp_path / "new", "--out")

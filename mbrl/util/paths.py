@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 
 def check_output_dir(path: str | os.PathLike, what: str = "") -> Path:
     """``path`` as a :class:`~pathlib.Path` after checking a directory can be written there:
     it is a directory or does not exist yet, its nearest existing ancestor is a directory, and
-    that one is writable. Nothing is created.
+    that one is writable (a probe directory is made there and removed at once).
 
     Args:
         path: the directory to write into (created later by the caller).
@@ -32,4 +33,12 @@ def check_output_dir(path: str | os.PathLike, what: str = "") -> Path:
         raise ValueError(f"{name} cannot be created: {str(ancestor)!r} is a file, not a directory")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise ValueError(f"{name}: {str(ancestor)!r} is not writable")
+    # Permission bits do not tell everything (root on a read-only mount, /proc): a probe
+    # directory does, and is removed at once.
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".mbrl-probe-", dir=ancestor))
+    except OSError as err:
+        raise ValueError(
+            f"{name}: cannot create a directory in {str(ancestor)!r} ({err.strerror})"
+        ) from None
     return target
