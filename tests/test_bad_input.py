@@ -7,7 +7,7 @@ import argparse
 import dataclasses
 import json
 import math
-import tempfile
+import os
 from typing import Literal
 
 import gymnasium as gym
@@ -191,20 +191,22 @@ def test_output_dir_refuses_a_file_a_path_under_a_file_and_an_unwritable_place(
     assert not (tmp_path / "new").exists()  # nothing is created
     assert list(tmp_path.iterdir()) == [afile]  # the probe directory is gone
     # Writable by its permission bits, yet no directory can be made there (as root in /proc).
-    real_mkdtemp = tempfile.mkdtemp
-
-    def refuse(*args, **kwargs):
-        raise PermissionError(13, "Read-only file system")
-
-    monkeypatch.setattr("tempfile.mkdtemp", refuse)
+    monkeypatch.setattr("mbrl.util.paths._make_dir_problem", lambda _p: "Read-only file system")
     with pytest.raises(
         ValueError, match=r"--out '.*new': cannot create a directory in '.*' \(Read"
     ):
         check_output_dir(tmp_path / "new", "--out")
-    monkeypatch.setattr("tempfile.mkdtemp", real_mkdtemp)
+    monkeypatch.undo()
     monkeypatch.setattr("os.access", lambda *_a, **_k: False)
     with pytest.raises(ValueError, match=r"is not writable"):
         check_output_dir(tmp_path / "new", "--out")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_output_dir_refuses_proc_even_for_root():
+    # root passes os.access everywhere; only making a directory shows /proc takes none
+    with pytest.raises(ValueError, match=r"^--out '/proc/mbrl-run'"):
+        check_output_dir("/proc/mbrl-run", "--out")
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 
@@ -35,10 +35,18 @@ def check_output_dir(path: str | os.PathLike, what: str = "") -> Path:
         raise ValueError(f"{name}: {str(ancestor)!r} is not writable")
     # Permission bits do not tell everything (root on a read-only mount, /proc): a probe
     # directory does, and is removed at once.
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".mbrl-probe-", dir=ancestor))
-    except OSError as err:
-        raise ValueError(
-            f"{name}: cannot create a directory in {str(ancestor)!r} ({err.strerror})"
-        ) from None
+    problem = _make_dir_problem(ancestor)
+    if problem:
+        raise ValueError(f"{name}: cannot create a directory in {str(ancestor)!r} ({problem})")
     return target
+
+
+def _make_dir_problem(parent: Path) -> str:
+    """'' if a directory can be made in ``parent`` (made and removed at once), else why not."""
+    probe = parent / f".mbrl-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        probe.mkdir()
+    except OSError as err:
+        return err.strerror or str(err)
+    probe.rmdir()
+    return ""
