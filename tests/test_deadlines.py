@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import gymnasium as gym
 import numpy as np
@@ -23,7 +24,7 @@ from mbrl.planners import (
     RandomShootingOptimizer,
     SamplingPlanner,
 )
-from mbrl.planners.deadline import Deadline, PlanRecord, PlanStats
+from mbrl.planners.deadline import BudgetPacer, Deadline, IterationCost, PlanRecord, PlanStats
 from mbrl.planners.gpmpc import GPMPC, GPMPCConfig
 from mbrl.planners.ilqr import ILQR, ILQRConfig
 from mbrl.planners.mcts import MCTS, MCTSConfig
@@ -89,6 +90,58 @@ def test_an_unspent_budget_plans_exactly_as_no_budget(point_mass, opt_cls, cfg_c
         budgeted.advance(1)
     assert plain.plan_budget_ms is None and plain.plan_stats.last.budget_ms is None
     assert plain.plan_stats.deadline_misses == budgeted.plan_stats.deadline_misses == 0
+
+
+def test_iteration_cost_recovers_overhead_and_slope_and_inverts_them():
+    cost = IterationCost()
+    assert cost.predict(100) is None and cost.affordable(1.0) is None
+    cost.add(200, 0.5)  # one size seen: proportional
+    assert cost.predict(400) == pytest.approx(1.0)
+    cost = IterationCost(forget=0.9)
+    for n in (100, 300, 150, 400, 250) * 3:
+        cost.add(n, 0.02 + 1e-4 * n)
+    assert cost.predict(1000) == pytest.approx(0.12)
+    assert cost.affordable(0.05) == 300 and cost.affordable(0.01) == 0
+    with pytest.raises(ValueError, match="forget must lie in"):
+        IterationCost(forget=1.0)
+
+
+class _SlowObjective:
+    """Scores like a rollout whose cost grows with the candidates: 2 ms + 0.2 ms each."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def __call__(self, cands: torch.Tensor) -> torch.Tensor:
+        self.sizes.append(cands.shape[1])
+        time.sleep(0.002 + 0.0002 * cands.shape[1])
+        return -(cands - 0.3).square().sum((-1, -2))
+
+
+@pytest.mark.parametrize(
+    ("opt_cls", "cfg_cls"), [(CEMOptimizer, CEMConfig), (MPPIOptimizer, MPPIConfig)]
+)
+def test_paced_iterations_meet_a_budget_one_iteration_would_overrun(opt_cls, cfg_cls):
+    # 100 candidates cost ~22 ms an iteration. Checking the clock between iterations only,
+    # a 35 ms budget runs two (~44 ms, a miss every call); a 12 ms budget is missed by the
+    # first iteration alone. Paced, the second iteration is not started, and a budget below
+    # one iteration shrinks the population instead.
+    gen = torch.Generator().manual_seed(0)
+    for budget, most in ((35.0, 100), (12.0, 48)):
+        cfg = cfg_cls(population=100, iterations=5, plan_budget_ms=budget)
+        opt = opt_cls(cfg, torch.tensor([-1.0]), torch.tensor([1.0]), gen)
+        ms = []
+        for call in range(8):
+            slow = _SlowObjective()
+            start = time.perf_counter()
+            plan = opt.optimize(slow, torch.zeros(1, 4, 1))
+            ms.append(1e3 * (time.perf_counter() - start))
+            assert plan.shape == (1, 4, 1) and bool(torch.isfinite(plan).all())
+            if call > 0:  # the first call measures the cost of a full iteration
+                assert max(slow.sizes) <= most and opt.last_run.stopped_early
+        assert sorted(ms[1:])[-2] <= budget, ms  # all but the slowest paced call meet it
+    with pytest.raises(ValueError, match="safety must lie in"):
+        BudgetPacer(safety=0.0)
 
 
 def test_no_budget_reads_no_clock_and_never_expires():

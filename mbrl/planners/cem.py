@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from mbrl.planners.deadline import Deadline
+from mbrl.planners.deadline import BudgetPacer, Deadline
 from mbrl.planners.noise import Generators, colored_noise, sample_rows
 from mbrl.planners.optimizer import (
     BatchObjective,
@@ -37,8 +37,10 @@ class CEMConfig(SamplingConfig):
         population_decay: population shrinks by this factor every iteration (iCEM; default 1).
         return_best: return the best candidate seen (iCEM) instead of the final mean (PETS).
 
-    With ``plan_budget_ms`` the iterations stop once the budget is spent (after the first):
-    the mean so far (PETS) or the best candidate so far (``return_best``) is returned.
+    With ``plan_budget_ms`` the iterations are paced to the budget (after the first; the
+    population shrinks when one iteration would not fit; :class:`~mbrl.planners.deadline.
+    BudgetPacer`): the mean so far (PETS) or the best candidate so far (``return_best``) is
+    returned.
     """
 
     population: int = 500
@@ -86,6 +88,7 @@ class CEMOptimizer(TrajectoryOptimizer):
         super().__init__(low, high, generator)
         self.config = config
         self._kept: Tensor | None = None  # (B, n_keep, H, A)
+        self.pacer = BudgetPacer()
 
     def reset(self) -> None:
         """Drop kept elites."""
@@ -124,9 +127,15 @@ class CEMOptimizer(TrajectoryOptimizer):
         best_score = torch.full((rows,), -torch.inf, device=self.device)
         index = torch.arange(rows, device=self.device).unsqueeze(1)
         done = 0
+        population = self.pacer.population(deadline, rows, cfg.population, 2 * n_elite)
+
+        def size(it: int) -> int:
+            k = max(2 * n_elite, round(population * cfg.population_decay**it))
+            return sampled_count(k, proposals)
+
         for it in range(cfg.iterations):
-            k = max(2 * n_elite, round(cfg.population * cfg.population_decay**it))
-            k = sampled_count(k, proposals)
+            k = size(it)
+            self.pacer.start(deadline)
             noise = sample_rows(self._noise, rows, (k, horizon, a_dim), generators)
             samples = self.clamp(mean.unsqueeze(1) + std.unsqueeze(1) * noise)
             extras = [e for e in (proposals, kept) if e is not None]
@@ -143,11 +152,14 @@ class CEMOptimizer(TrajectoryOptimizer):
             best = torch.where(better[:, None, None], elites[:, 0], best)
             best_score = torch.maximum(best_score, top.values[:, 0])
             kept = elites[:, :n_keep] if n_keep > 0 else None
+            self.pacer.finish(deadline, rows * samples.shape[1])
             done = it + 1
-            if done < cfg.iterations and deadline.expired():
+            if done < cfg.iterations and self.pacer.stop_before(
+                deadline, rows * (size(done) + samples.shape[1] - k)
+            ):
                 break
         self._kept = kept
-        self.last_run = OptimizerRun(done, done < cfg.iterations)
+        self.last_run = OptimizerRun(done, done < cfg.iterations or population < cfg.population)
         return best if cfg.return_best else self.clamp(mean)
 
     def _noise(self, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:

@@ -5,18 +5,23 @@ default ``None`` = no budget; ``--planner-opt plan_budget_ms=80`` on the command
 ``plan`` call starts a :class:`Deadline`; the planner checks it *between* units of work and
 stops when the budget is spent, returning the best plan so far. The units are:
 
-- CEM / iCEM / MPPI: optimiser iterations (at least one always runs);
+- CEM / iCEM / MPPI: optimiser iterations (at least one always runs, paced: see below);
 - random shooting: chunks of the population (``RandomShootingConfig.budget_chunks``; at
   least one, with the warm start);
 - MCTS: search rounds of ``leaves_per_batch`` simulations (at least one);
 - iLQR: iterations (at least one); GP-MPC: L-BFGS-B iterations (at least one).
+
+CEM / iCEM and MPPI also pace their iterations (:class:`BudgetPacer`): from the measured cost
+of their own past iterations they shrink the population when one full iteration would not fit
+the budget, and start another iteration only when its predicted cost fits what is left, so
+the budget is met rather than overrun by one iteration.
 
 The check reads :func:`time.perf_counter`; on a CUDA device it first synchronises, so queued
 kernels count against the budget (one sync per iteration, only with a budget: the device then
 idles while Python queues the next iteration, a few tens of microseconds). With no budget the
 check does nothing (no clock, no sync), so an unbudgeted plan is exactly what it was before
 budgets existed. The work before the first check always runs, so a budget shorter than one unit
-is missed, not met. Timing the call itself takes one sync at its end on CUDA, which costs
+is missed, not met (except where the unit is paced, below). Timing the call itself takes one sync at its end on CUDA, which costs
 nothing in an agent (it copies the first action to the host right after).
 
 Every ``plan`` call appends a :class:`PlanRecord` (wall time, units done, whether the budget
@@ -107,6 +112,120 @@ class Deadline:
         return 1e3 * self.elapsed_s() >= self.budget_ms
 
 
+class IterationCost:
+    """Seconds one optimiser iteration over ``n`` candidate rows takes, ``t = a + b n``,
+    fitted online by least squares with forgetting (recent iterations count most, so it
+    follows the machine's load).
+
+    Args:
+        forget: weight kept by the old observations at each new one, in ``(0, 1)``
+            (default 0.8: about the last five iterations).
+    """
+
+    __slots__ = ("forget", "_sums")
+
+    def __init__(self, forget: float = 0.8) -> None:
+        if not 0.0 < forget < 1.0:
+            raise ValueError(f"forget must lie in (0, 1), got {forget}")
+        self.forget = forget
+        self._sums = [0.0] * 5  # sum of w, w n, w n^2, w t, w n t
+
+    def add(self, n: int, seconds: float) -> None:
+        """Record an iteration over ``n`` rows that took ``seconds``."""
+        f = self.forget
+        for i, term in enumerate((1.0, n, n * n, seconds, n * seconds)):
+            self._sums[i] = f * self._sums[i] + term
+
+    def _fit(self) -> tuple[float, float] | None:
+        s0, s1, s2, st, snt = self._sums
+        if s0 == 0.0 or s2 <= 0.0:
+            return None
+        det = s0 * s2 - s1 * s1
+        if det > 1e-6 * s0 * s2:  # the sizes varied enough to separate overhead and slope
+            b = (s0 * snt - s1 * st) / det
+            a = (st - b * s1) / s0
+            if b > 0.0 and a >= 0.0:
+                return a, b
+        return 0.0, snt / s2  # one size seen (or a fit without meaning): proportional
+
+    def predict(self, n: int) -> float | None:
+        """Predicted seconds for ``n`` rows (None before the first observation)."""
+        fit = self._fit()
+        return None if fit is None else fit[0] + fit[1] * n
+
+    def affordable(self, seconds: float) -> int | None:
+        """The most rows one iteration can score in ``seconds`` (None: nothing known yet)."""
+        fit = self._fit()
+        if fit is None:
+            return None
+        a, b = fit
+        return max(0, math.floor((seconds - a) / b)) if b > 0.0 else None
+
+
+class BudgetPacer:
+    """Fits a sampling optimiser's iterations into a plan budget.
+
+    Checking the clock between iterations alone overruns a budget by up to one iteration,
+    and misses it on every call when one iteration costs more than the budget. The pacer
+    keeps an :class:`IterationCost` of this optimiser on this machine and, under a budget,
+    (1) shrinks the population when one full iteration would not fit (never below the
+    optimiser's minimum), and (2) starts another iteration only when its predicted cost fits
+    in what is left. Without a budget it does nothing (no clock is read). The first budgeted
+    call of a fresh optimiser has no cost estimate yet and runs one full iteration.
+
+    Args:
+        safety: the fraction of the budget the iterations plan for (default 0.85; the rest
+            covers the work around them and timing jitter).
+    """
+
+    __slots__ = ("safety", "cost", "_started")
+
+    def __init__(self, safety: float = 0.85) -> None:
+        if not 0.0 < safety <= 1.0:
+            raise ValueError(f"safety must lie in (0, 1], got {safety}")
+        self.safety = safety
+        self.cost = IterationCost()
+        self._started = 0.0
+
+    def _left_s(self, deadline: Deadline) -> float:
+        assert deadline.budget_ms is not None
+        return self.safety * deadline.budget_ms / 1e3 - deadline.elapsed_s()
+
+    def population(self, deadline: Deadline, rows: int, population: int, minimum: int) -> int:
+        """Candidates per problem for this call: ``population``, or when one iteration over
+        ``rows`` problems would not fit the budget, the largest multiple of ``population // 8``
+        that fits, never below ``minimum``. (Eighths keep the candidate shapes few: a
+        CUDA-graph rollout captures one graph per shape.)"""
+        if not deadline.limited:
+            return population
+        fits = self.cost.affordable(self._left_s(deadline))
+        if fits is None or fits >= rows * population:
+            return population
+        step = max(1, population // 8)
+        return max(minimum, (fits // max(rows, 1)) // step * step)
+
+    def start(self, deadline: Deadline) -> None:
+        """Mark the start of an iteration (reads the clock only under a budget)."""
+        if deadline.limited:
+            self._started = deadline.elapsed_s()
+
+    def finish(self, deadline: Deadline, n: int) -> None:
+        """Record the iteration started by :meth:`start`, over ``n`` candidate rows."""
+        if deadline.limited:
+            self.cost.add(n, deadline.elapsed_s() - self._started)
+
+    def stop_before(self, deadline: Deadline, n: int) -> bool:
+        """True when the next iteration, over ``n`` rows, should not start: the budget is
+        spent, or the predicted cost does not fit in what is left (always False without a
+        budget)."""
+        if not deadline.limited:
+            return False
+        if deadline.expired():
+            return True
+        predicted = self.cost.predict(n)
+        return predicted is not None and predicted > self._left_s(deadline)
+
+
 @dataclass(frozen=True)
 class PlanRecord:
     """One ``plan`` call.
@@ -195,7 +314,9 @@ class PlanStats:
 
 __all__ = [
     "AnytimeConfig",
+    "BudgetPacer",
     "Deadline",
+    "IterationCost",
     "PlanRecord",
     "PlanStats",
     "check_budget_ms",

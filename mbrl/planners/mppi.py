@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from mbrl.planners.deadline import Deadline
+from mbrl.planners.deadline import BudgetPacer, Deadline
 from mbrl.planners.noise import Generators, colored_noise, sample_rows
 from mbrl.planners.optimizer import (
     BatchObjective,
@@ -67,6 +67,7 @@ class MPPIOptimizer(TrajectoryOptimizer):
     ) -> None:
         super().__init__(low, high, generator)
         self.config = config
+        self.pacer = BudgetPacer()
 
     def optimize_batch(
         self,
@@ -85,9 +86,12 @@ class MPPIOptimizer(TrajectoryOptimizer):
         rows, horizon, a_dim = initial.shape
         mean = initial.clone()
         std = cfg.noise_std * (self.high - self.low) / 2
-        k = sampled_count(cfg.population, proposals)
+        population = self.pacer.population(deadline, rows, cfg.population, 2)
+        k = sampled_count(population, proposals)
+        n = rows * (k + (0 if proposals is None else proposals.shape[1]))
         done = 0
         while done < cfg.iterations:
+            self.pacer.start(deadline)
             noise = sample_rows(self._noise, rows, (k, horizon, a_dim), generators)
             samples = self.clamp(mean.unsqueeze(1) + std * noise)
             if proposals is not None:
@@ -102,10 +106,11 @@ class MPPIOptimizer(TrajectoryOptimizer):
             update = (weights[:, :, None, None] * samples).sum(1)
             # A row whose candidates all diverged has a NaN update: it keeps its current mean.
             mean = torch.where(torch.isfinite(update), update, mean)
+            self.pacer.finish(deadline, n)
             done += 1
-            if done < cfg.iterations and deadline.expired():
+            if done < cfg.iterations and self.pacer.stop_before(deadline, n):
                 break
-        self.last_run = OptimizerRun(done, done < cfg.iterations)
+        self.last_run = OptimizerRun(done, done < cfg.iterations or population < cfg.population)
         return self.clamp(mean)
 
     def _noise(self, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
