@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -218,9 +219,30 @@ def test_mbrl_run_flags_map_to_the_planet_config():
     assert (typed.episodes, typed.n_particles, typed.horizon) == (10, 5, PlanetConfig().horizon)
     with pytest.raises(ValueError, match="unknown model option.*bogus"):
         to_planet(["run", "--model", "rssm", "--model-opt", "bogus=1"])
-    for flags in (["--value", "learned"], ["--gamma", "0.9"], ["--gamma", "1.0"]):
-        with pytest.raises(ValueError, match="not supported with --model rssm"):
+    refused = {
+        ("--value", "learned"): "needs a discount gamma < 1",
+        ("--gamma", "0.9"): "used only by a learned latent value",
+        ("--gamma", "1.0"): "used only by a learned latent value",
+        ("--value", "learned", "--gamma", "1.0"): "needs a discount gamma < 1",
+    }
+    for flags, message in refused.items():
+        with pytest.raises(ValueError, match=f"with --model rssm .*{message}|{message}"):
             to_planet(["run", "--model", "rssm", *flags])
+    to_planet(["run", "--model", "rssm", "--value", "learned", "--gamma", "0.95"])  # accepted
+
+
+def test_a_latent_value_reaches_the_planner_and_a_run_completes():
+    from mbrl.agents import run
+    from mbrl.agents.setup import build_run
+
+    cfg = dataclasses.replace(TINY_RUN.to_run_config(), value="learned", gamma=0.95)
+    setup = build_run(cfg, dry=True)
+    assert setup.planet is not None and setup.planet.value is not None
+    assert setup.planner.terminal_value is not None and setup.planner.gamma == 0.95
+    assert setup.planet.trainer.value is setup.planet.value
+    result = run(cfg)
+    assert len(result.records) == 2
+    assert all(math.isfinite(r.episode_return) for r in result.records)
 
 
 def test_planet_config_round_trips_through_a_run_config():
@@ -273,5 +295,5 @@ def test_mbrl_run_accepts_rssm_and_returns_a_run_result(tmp_path):
     plain = run(dataclasses.replace(tiny, explicit={"seed_episodes"}))
     assert plain.config.n_particles == 1 and plain.config.seed_episodes == 1
     assert [r.episode_return for r in plain.records] == [r.episode_return for r in result.records]
-    with pytest.raises(ValueError, match="not supported with --model rssm"):
+    with pytest.raises(ValueError, match="with --model rssm is used only by a learned latent"):
         run(dataclasses.replace(tiny, gamma=0.9))

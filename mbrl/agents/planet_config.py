@@ -130,16 +130,22 @@ PLANET_DEFAULTED = frozenset({"episodes", "seed_episodes", "horizon", "n_particl
 
 def _check_supported(cfg: RunConfig) -> None:
     """Refuse the settings the PlaNet loop has no use for, instead of ignoring them."""
-    if (
-        cfg.value == "learned"
-        or cfg.policy == "learned"
-        or "gamma" in cfg.explicit
-        or cfg.gamma != 1.0
-    ):
+    if cfg.policy == "learned":
         raise ValueError(
-            "--value, --policy and --gamma are not supported with --model rssm (value='learned', "
-            "policy='learned', gamma): the PlaNet loop plans undiscounted latent returns and "
-            "learns no value or policy"
+            "--policy learned (policy='learned') is not supported with --model rssm: the PlaNet "
+            "loop learns no policy (a latent value is supported: --value learned --gamma G)"
+        )
+    discounted = "gamma" in cfg.explicit or cfg.gamma != 1.0
+    if cfg.value == "learned" and not cfg.gamma < 1.0:
+        raise ValueError(
+            f"value='learned' (--value learned) with --model rssm needs a discount gamma < 1 "
+            f"(--gamma, e.g. 0.95) for its infinite-horizon latent value, got gamma={cfg.gamma}"
+        )
+    if discounted and cfg.value != "learned":
+        raise ValueError(
+            f"gamma={cfg.gamma} (--gamma) with --model rssm is used only by a learned latent "
+            "value (--value learned); without one the PlaNet loop plans undiscounted latent "
+            "returns, so drop --gamma or add --value learned"
         )
     if cfg.compute_dtype != "float32":
         raise ValueError(

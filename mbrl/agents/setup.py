@@ -445,7 +445,6 @@ def _build_planet(cfg: RunConfig, where: _Where) -> RunSetup:
     obs_shape, obs_dtype = obs_spec(info.observation_space)
     entry = planner_entry(pcfg.planner)
     entry.planner_class.check_action_space(codec)
-    # Reached with value='learned' only once planet_config accepts it (it refuses it today).
     latent_value = cfg.value == "learned"
     if latent_value:
         check_search_aids(cfg, entry)
