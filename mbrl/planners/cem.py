@@ -118,7 +118,11 @@ class CEMOptimizer(TrajectoryOptimizer):
         rows, horizon, a_dim = initial.shape
         mean = initial.clone()
         std = (cfg.init_std * (self.high - self.low) / 2).expand(rows, horizon, a_dim).clone()
+        # Under a tight budget the population shrinks (fewest: 4), the elites with it.
+        population = self.pacer.population(deadline, rows, cfg.population, 4)
         n_elite = cfg.num_elites
+        if population < cfg.population:
+            n_elite = max(1, round(cfg.elite_frac * population))
         n_keep = round(cfg.keep_elites_frac * n_elite)
         kept = self._kept if n_keep > 0 else None
         if kept is not None and (kept.shape[0], kept.shape[2]) != (rows, horizon):
@@ -127,7 +131,6 @@ class CEMOptimizer(TrajectoryOptimizer):
         best_score = torch.full((rows,), -torch.inf, device=self.device)
         index = torch.arange(rows, device=self.device).unsqueeze(1)
         done = 0
-        population = self.pacer.population(deadline, rows, cfg.population, 2 * n_elite)
 
         def size(it: int) -> int:
             k = max(2 * n_elite, round(population * cfg.population_decay**it))

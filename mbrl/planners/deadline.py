@@ -194,15 +194,17 @@ class BudgetPacer:
     def population(self, deadline: Deadline, rows: int, population: int, minimum: int) -> int:
         """Candidates per problem for this call: ``population``, or when one iteration over
         ``rows`` problems would not fit the budget, the largest multiple of ``population // 8``
-        that fits, never below ``minimum``. (Eighths keep the candidate shapes few: a
-        CUDA-graph rollout captures one graph per shape.)"""
+        that fits, below that the largest power of two, never below ``minimum``. (Few
+        distinct sizes: a CUDA-graph rollout captures one graph per candidate shape.)"""
         if not deadline.limited:
             return population
         fits = self.cost.affordable(self._left_s(deadline))
         if fits is None or fits >= rows * population:
             return population
+        per_row = fits // max(rows, 1)
         step = max(1, population // 8)
-        return max(minimum, (fits // max(rows, 1)) // step * step)
+        size = per_row // step * step if per_row >= step else 1 << max(per_row, 1).bit_length() - 1
+        return max(minimum, size)
 
     def start(self, deadline: Deadline) -> None:
         """Mark the start of an iteration (reads the clock only under a budget)."""
