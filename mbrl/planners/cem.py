@@ -37,10 +37,10 @@ class CEMConfig(SamplingConfig):
         population_decay: population shrinks by this factor every iteration (iCEM; default 1).
         return_best: return the best candidate seen (iCEM) instead of the final mean (PETS).
 
-    With ``plan_budget_ms`` the iterations are paced to the budget (after the first; the
-    population shrinks when one iteration would not fit; :class:`~mbrl.planners.deadline.
-    BudgetPacer`): the mean so far (PETS) or the best candidate so far (``return_best``) is
-    returned.
+    With ``plan_budget_ms`` the iterations are paced to the budget by
+    :class:`~mbrl.planners.deadline.BudgetPacer` (after the first call, the population
+    shrinks when one iteration would not fit): the mean so far (PETS) or the best candidate
+    so far (``return_best``) is returned.
     """
 
     population: int = 500

@@ -21,8 +21,9 @@ kernels count against the budget (one sync per iteration, only with a budget: th
 idles while Python queues the next iteration, a few tens of microseconds). With no budget the
 check does nothing (no clock, no sync), so an unbudgeted plan is exactly what it was before
 budgets existed. The work before the first check always runs, so a budget shorter than one unit
-is missed, not met (except where the unit is paced, below). Timing the call itself takes one sync at its end on CUDA, which costs
-nothing in an agent (it copies the first action to the host right after).
+is missed, not met (except where the unit is paced, above). Timing the call itself takes one
+sync at its end on CUDA, which costs nothing in an agent (it copies the first action to the
+host right after).
 
 Every ``plan`` call appends a :class:`PlanRecord` (wall time, units done, whether the budget
 cut it short, whether it was missed) to the planner's :attr:`~mbrl.planners.base.Planner.
@@ -178,7 +179,7 @@ class BudgetPacer:
             covers the work around them and timing jitter).
     """
 
-    __slots__ = ("safety", "cost", "_started")
+    __slots__ = ("safety", "cost", "_started", "_finished")
 
     def __init__(self, safety: float = 0.85) -> None:
         if not 0.0 < safety <= 1.0:
@@ -186,6 +187,7 @@ class BudgetPacer:
         self.safety = safety
         self.cost = IterationCost()
         self._started = 0.0
+        self._finished = 0.0  # elapsed seconds at the last finish(): stop_before reads it
 
     def _left_s(self, deadline: Deadline) -> float:
         assert deadline.budget_ms is not None
@@ -214,18 +216,21 @@ class BudgetPacer:
     def finish(self, deadline: Deadline, n: int) -> None:
         """Record the iteration started by :meth:`start`, over ``n`` candidate rows."""
         if deadline.limited:
-            self.cost.add(n, deadline.elapsed_s() - self._started)
+            self._finished = deadline.elapsed_s()
+            self.cost.add(n, self._finished - self._started)
 
     def stop_before(self, deadline: Deadline, n: int) -> bool:
         """True when the next iteration, over ``n`` rows, should not start: the budget is
         spent, or the predicted cost does not fit in what is left (always False without a
-        budget)."""
-        if not deadline.limited:
+        budget). Call it right after :meth:`finish`, whose clock reading it uses (on CUDA
+        each reading is a device sync)."""
+        if deadline.budget_ms is None:
             return False
-        if deadline.expired():
+        if 1e3 * self._finished >= deadline.budget_ms:
             return True
         predicted = self.cost.predict(n)
-        return predicted is not None and predicted > self._left_s(deadline)
+        left = self.safety * deadline.budget_ms / 1e3 - self._finished
+        return predicted is not None and predicted > left
 
 
 @dataclass(frozen=True)
