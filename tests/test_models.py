@@ -459,3 +459,39 @@ def test_learned_termination_probability_is_calibrated_despite_class_weighting()
     assert p.shape == (2,) and p.dtype == torch.float32
     assert abs(p[0].item() - 0.01) < 0.01 and abs(p[1].item() - 0.3) < 0.1, p
     assert abs(raw[0].item() - 0.01) > 0.01  # the weighted odds alone miss that tolerance
+
+
+def test_a_termination_model_without_seen_endings_predicts_none_without_its_network(tmp_path):
+    from mbrl.agents.learned import TaskModels
+
+    buf = TransitionBuffer(2, 1, capacity=50)
+    obs = torch.randn(50, 2, generator=torch.Generator().manual_seed(0))
+    never = torch.zeros(50, dtype=torch.bool)
+    buf.add(obs, torch.zeros(50, 1), torch.zeros(50), obs, never, never)
+    models = TaskModels(2, 1, torch.device("cpu"), "mlp")
+    term = models.termination
+    before = [p.clone() for p in term.parameters()]
+    models.fit(buf, FitConfig(max_steps=50), torch.Generator().manual_seed(0))
+    assert all(torch.equal(a, b) for a, b in zip(before, term.parameters(), strict=True))
+    assert term.capture_key == (False,)
+    calls = []
+    term.net.register_forward_hook(lambda *_: calls.append(1))
+    d = buf.all()
+    pred = term(d.obs, d.action, d.next_obs)
+    assert pred.dtype == torch.bool and pred.shape == (50,) and not pred.any()
+    assert not term.probability(d.obs, d.action, d.next_obs).any() and calls == []
+    save_checkpoint(tmp_path / "t.pt", term)  # the flag survives a round trip
+    loaded, _ = load_checkpoint(tmp_path / "t.pt")
+    assert loaded.capture_key == (False,)
+    # Once an ending is in the data, the classifier is fitted and its network runs.
+    ends = torch.zeros(50, dtype=torch.bool)
+    ends[:10] = True
+    buf.add(obs, torch.zeros(50, 1), torch.zeros(50), obs + 3.0 * ends[:, None], ends, never)
+    models.fit(buf, FitConfig(max_steps=300), torch.Generator().manual_seed(0))
+    assert term.capture_key == (True,)
+    d = buf.all()
+    assert term(d.obs, d.action, d.next_obs).any() and calls
+    state = {k: v for k, v in term.state_dict().items() if k != "endings_seen"}
+    legacy = LearnedTermination(2, 1)
+    legacy.load_state_dict(state)  # a file saved before the flag existed runs the network
+    assert legacy.capture_key == (True,)

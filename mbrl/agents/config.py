@@ -82,6 +82,13 @@ class RunConfig:
             work when the budget is spent (after at least one iteration / simulation round)
             and acts on the best plan so far; per-episode p99 planning time and deadline
             misses go to the metrics (:mod:`mbrl.planners.deadline`).
+        auto_size_ms: target planning time per step in ms for a sampling planner whose
+            population is not set (neither by the user nor by an env preset): at set-up its
+            objective is timed on this machine and its population (then iterations) shrunk
+            until a plan call is predicted to fit (:mod:`mbrl.planners.sizing`; sizes never
+            grow). With ``plan_budget_ms`` the target is 85% of the budget instead. None turns
+            sizing off (the optimiser's own defaults, e.g. CEM 500 x 5). Default 250 ms.
+            The sizes chosen go into the run's ``config.json``, so a resume plans with them.
         replan_every: steps between replans, executing the plan open loop in between
             (default 1: full MPC; not supported with ``rssm``).
         tensorboard: directory for TensorBoard event files of the episode metrics, model
@@ -117,6 +124,7 @@ class RunConfig:
     initial_buffer: str | None = None
     initial_model: str | None = None
     plan_budget_ms: float | None = None
+    auto_size_ms: float | None = 250.0
     replan_every: int = 1
     tensorboard: str | None = None
 
@@ -157,6 +165,7 @@ class RunConfig:
             )
         check_positive_int(self.replan_every, "replan_every")
         check_budget_ms(self.plan_budget_ms)
+        check_budget_ms(self.auto_size_ms, "auto_size_ms")
         if self.seed_episodes + self.episodes < 1:
             raise ValueError("seed_episodes + episodes must be >= 1")
 

@@ -35,10 +35,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mbrl.agents.describe import describe_setup
 from mbrl.agents.episode import EpisodeStats, Policy, run_episode
+from mbrl.agents.plan_sizing import PLAN_SIZE_KEY, resolved_sizes
 from mbrl.agents.setup import RunSetup
 from mbrl.agents.tensorboard import TensorBoardWriter
 from mbrl.agents.writer import Collected, RunWriter, Snapshot, check_out_dir, config_json
+from mbrl.planners.sizing import PlanSize
 from mbrl.seeding import seed_everything
 from mbrl.util.log import get_logger
 
@@ -320,8 +323,11 @@ def run_loop(
         if cfg.out is not None:
             check_out_dir(cfg.out)
         writer = RunWriter(cfg.out)
-        writer.start(run_config_document(cfg, cfg))
+        writer.start(run_config_document(cfg, cfg, setup.plan_size))
     start = start or LoopStart()
+    if cfg.progress:
+        for line in describe_setup(setup):
+            tqdm.write(line, file=sys.stdout)
     records: list[LoopRecord] = list(start.records)
     random_policy: Policy = lambda _obs: env.action_space.sample()  # noqa: E731
     ep = start.episode
@@ -404,6 +410,7 @@ def run_loop(
         "seed": cfg.seed,
         "device": cfg.device,
         "rollout_backend": setup.backend.to_json(),
+        "plan_size": setup.plan_size.to_json() if setup.plan_size is not None else None,
         "plan_budget_ms": cfg.plan_budget_ms,
         "deadline_misses": sum(r.deadline_misses for r in records),
         **loop.summary_fields(),
@@ -413,10 +420,16 @@ def run_loop(
     return records
 
 
-def run_config_document(given: Any, resolved: Any) -> dict[str, Any]:
-    """What ``config.json`` holds: the config as given (re-resolved on resume) and the
-    rollout backend the run resolved to (kept on resume, so it is not measured again)."""
-    return {"config": config_json(given), "rollout_backend": resolved.rollout_backend}
+def run_config_document(
+    given: Any, resolved: Any, plan_size: PlanSize | None = None
+) -> dict[str, Any]:
+    """What ``config.json`` holds: the config as given (re-resolved on resume), the rollout
+    backend the run resolved to and the planner sizes ``plan_size`` chose (both kept on
+    resume, so they are not measured again)."""
+    doc = {"config": config_json(given), "rollout_backend": resolved.rollout_backend}
+    if plan_size is not None:
+        doc[PLAN_SIZE_KEY] = resolved_sizes(plan_size, resolved.planner_options)
+    return doc
 
 
 def _reseed(setup: RunSetup, loop: LoopSpecifics, episode: int) -> None:

@@ -46,7 +46,11 @@ class TaskModels:
         if isinstance(self.termination, BoxTermination):
             self.termination.fit_bounds(buffer)
         elif self.termination is not None:
-            fit(self.termination, buffer, config, gen)
+            # No ending in the data: nothing to classify, and predicting none costs nothing.
+            seen = bool(buffer.all().terminated.any())
+            self.termination.note_endings(seen)
+            if seen:
+                fit(self.termination, buffer, config, gen)
 
     def checkpoints(self) -> dict[str, torch.nn.Module]:
         """File name -> model, for the run's output directory."""

@@ -30,6 +30,7 @@ from mbrl.agents.episode_loop import (
     run_config_document,
     run_loop,
 )
+from mbrl.agents.plan_sizing import resumed_sizing
 from mbrl.agents.planet_loop import PlanetLoop, PlanetResult
 from mbrl.agents.setup import RunSetup, build_run
 from mbrl.agents.writer import (
@@ -234,7 +235,7 @@ def run(config: RunConfig | None = None, *, overwrite: bool = False) -> RunResul
     writer = RunWriter(cfg.out)
     setup, loop, start = _set_up(cfg, initial_start)
     try:
-        writer.start(run_config_document(cfg, setup.config), replace=overwrite)
+        writer.start(run_config_document(cfg, setup.config, setup.plan_size), replace=overwrite)
     except BaseException:
         setup.env.close()
         raise
@@ -276,8 +277,11 @@ def resume(directory: str | os.PathLike, *, progress: bool | None = None) -> Run
     """
     out = check_out_dir(directory, resume=True)
     writer = RunWriter(out)
-    backend = writer.read_config().get("rollout_backend", "auto")
-    cfg = dataclasses.replace(saved_run_config(out), rollout_backend=backend)
+    doc = writer.read_config()
+    cfg = dataclasses.replace(
+        saved_run_config(out), rollout_backend=doc.get("rollout_backend", "auto")
+    )
+    cfg = resumed_sizing(cfg, doc)
     if progress is not None:
         cfg = dataclasses.replace(cfg, progress=progress)
     committed = writer.recover()

@@ -34,6 +34,7 @@ from mbrl.agents.config import DTYPES, RunConfig
 from mbrl.agents.env_factory import make_env, observation_layout
 from mbrl.agents.learned import SearchAids, TaskModels
 from mbrl.agents.mpc import MPCAgent
+from mbrl.agents.plan_sizing import MeasureCost, size_options, size_run_planner, sizing_target_ms
 from mbrl.agents.planet_config import (
     PLANET_DEFAULTED,
     PLANNER_DEFAULTS,
@@ -60,6 +61,7 @@ from mbrl.planners.registry import (
     planner_names,
 )
 from mbrl.planners.sampling import SamplingPlanner
+from mbrl.planners.sizing import PlanSize, measure_objective_cost
 from mbrl.rollout.compiled import pick_fastest_backend
 from mbrl.seeding import make_generator, resolve_device, seed_everything
 from mbrl.spaces import ActionCodec, ObservationLayout, observation_dim
@@ -161,6 +163,8 @@ class RunSetup:
         planet: the PlaNet loop's parts (None unless ``rssm``).
         dtype: the compute dtype in use and why (bfloat16 falls back to float32 without
             native bf16; see :func:`~mbrl.agents.backend.resolve_compute_dtype`).
+        plan_size: the sizes the planner was given for ``auto_size_ms`` and why (None where
+            nothing was sized; see :mod:`mbrl.agents.plan_sizing`).
     """
 
     config: RunConfig
@@ -178,6 +182,7 @@ class RunSetup:
     state: StateParts | None = None
     planet: PlanetParts | None = None
     dtype: DtypeChoice | None = None
+    plan_size: PlanSize | None = None
 
     @property
     def codec(self) -> ActionCodec:
@@ -220,6 +225,7 @@ def build_run(
     check_device: bool = True,
     env_cache: dict[str, EnvInfo] | None = None,
     measure: Measure = pick_fastest_backend,
+    size_cost: MeasureCost = measure_objective_cost,
 ) -> RunSetup:
     """Resolve, check and build the run ``config`` describes; no env step is taken.
 
@@ -237,6 +243,8 @@ def build_run(
             is created once.
         measure: the timing function of the rollout backend choice (see
             :func:`~mbrl.agents.backend.choose_rollout_backend`).
+        size_cost: the timing function of planner sizing (``auto_size_ms``, see
+            :func:`~mbrl.agents.plan_sizing.size_run_planner`).
 
     Returns:
         :class:`RunSetup` (``env`` is None when ``dry``).
@@ -252,7 +260,7 @@ def build_run(
         else:
             device = resolve_device(config.device)
         build = _build_planet if config.model == LATENT_MODEL else _build_state
-        return build(config, _Where(env, info, device, dry, measure))
+        return build(config, _Where(env, info, device, dry, measure, size_cost))
     except BaseException:
         if env is not None:
             env.close()
@@ -284,6 +292,7 @@ class _Where:
     device: torch.device
     dry: bool
     measure: Measure
+    size_cost: MeasureCost = measure_objective_cost
 
     def backend(self, planner: Planner, cfg: RunConfig) -> BackendChoice:
         """The rollout backend ``planner`` uses (nothing measured when dry)."""
@@ -292,6 +301,11 @@ class _Where:
         return choose_rollout_backend(
             planner, cfg.rollout_backend, self.device, cfg.seed, self.measure
         )
+
+    def plan_size(self, planner: Planner, cfg: RunConfig) -> PlanSize | None:
+        """The sizes ``planner`` gets for ``cfg.auto_size_ms`` (None: not sized)."""
+        target = sizing_target_ms(getattr(cfg, "auto_size_ms", None), _run_budget(cfg))
+        return size_run_planner(planner, cfg.planner_options, target, cfg.seed, self.size_cost)
 
     def dtype(self, cfg: RunConfig) -> DtypeChoice:
         """The compute dtype of the run (not resolved when dry: the run may go elsewhere)."""
@@ -387,6 +401,15 @@ def _build_state(cfg: RunConfig, where: _Where) -> RunSetup:
         aids.policy.mode if aids.policy is not None else None,
     )
     planner = build_planner(cfg.planner, ctx)
+    plan_size = None if dry else where.plan_size(planner, cfg)
+    if plan_size is not None:
+        # The resolved config holds the sizes even when they are the defaults, so a resume
+        # (which reads them from config.json) does not measure again.
+        sized = {**cfg.planner_options, **size_options(plan_size, planner)}
+        cfg = dataclasses.replace(cfg, planner_options=sized)
+        if plan_size.changed:
+            ctx = dataclasses.replace(ctx, options=planner_options(sized, _run_budget(cfg)))
+            planner = build_planner(cfg.planner, ctx)
     agent = MPCAgent(planner, codec, obs_dim, device, _run_replan_every(cfg))
     backend = _eager_for_terminal_value(planner, cfg) or where.backend(planner, cfg)
     return RunSetup(
@@ -404,6 +427,7 @@ def _build_state(cfg: RunConfig, where: _Where) -> RunSetup:
         backend,
         state=StateParts(task_models, aids),
         dtype=dtype,
+        plan_size=plan_size,
     )
 
 

@@ -9,6 +9,7 @@ Ctrl-C (130); the last three also say where the data went.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -132,6 +133,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "misses go to the metrics (default: none)",
     )
     p.add_argument(
+        "--auto-size-ms",
+        type=_auto_size,
+        metavar="MS|off",
+        help="target ms per plan call for a sampling planner whose population no one set "
+        "(no --planner-opt population=, no preset): it is timed on this machine at set-up and "
+        "shrunk until a call fits; with --plan-budget-ms, 85%% of the budget; off keeps the "
+        f"optimiser's defaults (default {defaults.auto_size_ms:g})",
+    )
+    p.add_argument(
         "--replan-every",
         type=int,
         metavar="K",
@@ -167,6 +177,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
+def _auto_size(text: str) -> float:
+    """``--auto-size-ms``: a positive finite number of ms, or ``off`` (read as 0: no sizing)."""
+    if text.strip().lower() == "off":
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a number of ms > 0 or 'off', got {text!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class _Flag:
     """A flag that sets a :class:`RunConfig` field: ``convert`` turns its parsed value into
@@ -200,6 +223,7 @@ _FLAGS: dict[str, _Flag] = {
     "compute_dtype": _Flag("--dtype", "dtype"),
     "max_episode_steps": _Flag("--max-episode-steps", "max_episode_steps"),
     "plan_budget_ms": _Flag("--plan-budget-ms", "plan_budget_ms"),
+    "auto_size_ms": _Flag("--auto-size-ms", "auto_size_ms", lambda v: v or None),
     "replan_every": _Flag("--replan-every", "replan_every"),
     "planner_options": _Flag(
         "--planner-opt", "planner_opt", lambda v: parse_key_values(v, "--planner-opt")

@@ -106,6 +106,11 @@ class LearnedTermination(_TransitionScorer):
 
     ``__call__(obs (M, O), action (M, A), next_obs (M, O)) -> (M,)`` bool.
 
+    Until data with an ending has been seen (:meth:`note_endings`), the classifier predicts
+    no ending without running its network: most envs a user brings only truncate, and a
+    classifier of an unseen class costs a forward pass per rollout step for nothing (and
+    could only invent endings).
+
     Args:
         obs_dim: ``O``; action_dim: ``A``; hidden_size / num_layers: MLP size (200 x 3).
     """
@@ -115,6 +120,29 @@ class LearnedTermination(_TransitionScorer):
     ) -> None:
         super().__init__(obs_dim, action_dim, hidden_size, num_layers)
         self.register_buffer("pos_weight", torch.ones(()))
+        # True until told otherwise: an unfitted classifier (or one loaded from a file saved
+        # before this flag existed) runs its network as it always did.
+        self.register_buffer("endings_seen", torch.ones((), dtype=torch.bool))
+        self._endings_seen = True
+        self.register_load_state_dict_post_hook(lambda module, _keys: module._sync_flag())
+
+    def _sync_flag(self) -> None:
+        self._endings_seen = bool(self.endings_seen)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        state_dict.setdefault(prefix + "endings_seen", torch.ones((), dtype=torch.bool))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def note_endings(self, seen: bool) -> None:
+        """Record whether the training data holds any termination (False: predict none)."""
+        self.endings_seen.fill_(bool(seen))
+        self._endings_seen = bool(seen)
+
+    @property
+    def capture_key(self) -> tuple[bool]:
+        """What a captured rollout (CUDA graph) of this classifier depends on besides its
+        tensors: whether it runs its network at all."""
+        return (self._endings_seen,)
 
     def update_normalizers(self, batch: TransitionBatch) -> None:
         """Input statistics and the positive-class weight (terminations are rare)."""
@@ -131,11 +159,15 @@ class LearnedTermination(_TransitionScorer):
         an ordinary transition is not given the ~1-5% ending chance the weighted classifier
         assigns it (which, compounded over a search horizon, planners would chase as if real).
         """
+        if not self._endings_seen:
+            return torch.zeros(obs.shape[:-1], dtype=obs.dtype, device=obs.device)
         return torch.sigmoid(self.raw(obs, action, next_obs) - self.pos_weight.log())
 
     def forward(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
         """Predicted termination flags ``(M,)``: the class-balanced decision (weighted logit
         > 0), which favours recall of the rare endings over calibration."""
+        if not self._endings_seen:
+            return torch.zeros(obs.shape[:-1], dtype=torch.bool, device=obs.device)
         return self.raw(obs, action, next_obs) > 0
 
     def training_loss(self, batch: TransitionBatch) -> Tensor:

@@ -72,6 +72,17 @@ class CEMConfig(SamplingConfig):
         """Elites per iteration: ``max(1, round(elite_frac * population))``."""
         return max(1, round(self.elite_frac * self.population))
 
+    def candidates_per_call(self) -> int:
+        """Candidates one unbudgeted plan call scores: the (decaying) populations, never
+        below twice the elites, plus the kept elites and iCEM's final mean."""
+        elites = self.num_elites
+        kept = round(self.keep_elites_frac * elites)
+        sampled = sum(
+            max(2 * elites, round(self.population * self.population_decay**it))
+            for it in range(self.iterations)
+        )
+        return sampled + kept * self.iterations + int(self.return_best)
+
 
 class CEMOptimizer(TrajectoryOptimizer):
     """Maximise an objective by refitting a diagonal Gaussian to the elite candidates.

@@ -54,6 +54,10 @@ class MPPIConfig(SamplingConfig):
         if self.noise_std <= 0:
             raise ValueError(f"noise_std must be > 0, got {self.noise_std}")
 
+    def candidates_per_call(self) -> int:
+        """Candidates one unbudgeted plan call scores: ``population * iterations``."""
+        return self.population * self.iterations
+
 
 class MPPIOptimizer(TrajectoryOptimizer):
     """Exponentially weighted average of perturbed action sequences (weights per problem).

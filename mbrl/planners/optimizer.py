@@ -60,6 +60,12 @@ class SamplingConfig(AnytimeConfig):
                 f"on_nonfinite must be one of {NONFINITE_ACTIONS}, got {self.on_nonfinite!r}"
             )
 
+    def candidates_per_call(self) -> int:
+        """Candidates one unbudgeted plan call scores (what planner sizing,
+        :mod:`mbrl.planners.sizing`, predicts the cost of); configs with a ``population``
+        override it."""
+        raise NotImplementedError(f"{type(self).__name__} does not count its candidates")
+
 
 @dataclass(frozen=True)
 class OptimizerRun:

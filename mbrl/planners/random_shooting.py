@@ -41,6 +41,10 @@ class RandomShootingConfig(SamplingConfig):
         check_positive_int(self.population, "population")
         check_positive_int(self.budget_chunks, "budget_chunks")
 
+    def candidates_per_call(self) -> int:
+        """Candidates one plan call scores: ``population``."""
+        return self.population
+
 
 class RandomShootingOptimizer(TrajectoryOptimizer):
     """The seeds' "random sampling shooting method".

@@ -276,9 +276,14 @@ class CompiledRollout:
     # ------------------------------------------------------------------ CUDA graphs
     def _model_signature(self) -> tuple:
         tensors = itertools.chain(self.model.parameters(), self.model.buffers())
+        # Task functions whose traced path depends on Python state (a learned termination
+        # that has seen no ending skips its network) expose it as ``capture_key``.
+        task_fns = (self.reward_fn, self.termination_fn)
+        keys = tuple(getattr(fn, "capture_key", None) for fn in task_fns)
         return tuple((t.data_ptr(), tuple(t.shape), t.dtype) for t in tensors) + (
             getattr(self.model, "compute_dtype", None),
             self.model.propagation,
+            keys,
         )
 
     def _graph_call(self, obs: Tensor, candidates: Tensor) -> Tensor:
