@@ -10,6 +10,7 @@ printed with the resolved configuration and written into ``config.json`` (key
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -91,9 +92,10 @@ def size_run_planner(
     saved = planner.generator.get_state()
     try:
         cost = measure(planner.objective(obs), low, high, planner.horizon, gen)
+        single = _one_thread_cost(planner, obs, gen, measure) if low.device.type == "cpu" else None
     finally:
         planner.generator.set_state(saved)
-    return choose_plan_size(
+    size = choose_plan_size(
         cost,
         config.population,
         iterations,
@@ -101,6 +103,37 @@ def size_run_planner(
         rows,
         fixed_iterations=not has_iterations or "iterations" in options,
     )
+    if single is not None and single.per_row_s * THREAD_WARNING < cost.per_row_s:
+        speedup = cost.per_row_s / single.per_row_s
+        note = (
+            f"planning measured {speedup:.1f}x faster on 1 torch thread than on "
+            f"{torch.get_num_threads()} (other processes compete for the cores): set "
+            "OMP_NUM_THREADS=1 (or torch.set_num_threads(1)) for this run"
+        )
+        warnings.warn(note, RuntimeWarning, stacklevel=2)
+        size = dataclasses.replace(size, reason=f"{size.reason}; {note}")
+    return size
+
+
+THREAD_WARNING = 1.5
+"""Warn when one torch thread scores candidates this many times faster than the current
+count: on a CPU whose cores are busy with other processes, threads that wait for each other
+at every operator can make planning 10-25x slower (measured on 2 shared cores)."""
+
+
+def _one_thread_cost(
+    planner: SamplingPlanner, obs: Tensor, gen: torch.Generator, measure: MeasureCost
+) -> ObjectiveCost | None:
+    """The objective's cost on one torch thread (None when already on one)."""
+    threads = torch.get_num_threads()
+    if threads <= 1:
+        return None
+    low, high = planner.optimizer.low, planner.optimizer.high
+    torch.set_num_threads(1)
+    try:
+        return measure(planner.objective(obs), low, high, planner.horizon, gen)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def size_options(size: PlanSize, planner: Planner) -> dict[str, int]:
