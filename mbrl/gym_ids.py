@@ -14,6 +14,7 @@ SPILL_ENV_ID = "mbrl/SpillControl-v0"
 PENDULUM_NOVEL_ENV_ID = "mbrl/PendulumNoVel-v0"
 PENDULUM_PIXELS_ENV_ID = "mbrl/PendulumPixels-v0"
 POINT_MASS_ENV_ID = "mbrl/PointMassGoal-v0"
+CARTPOLE_SWINGUP_ENV_ID = "mbrl/CartPoleSwingUp-v0"
 SURROGATE_ENV_ID = "mbrl/Surrogate-v0"
 DYNA_MAZE_ENV_ID = "mbrl/DynaMaze-v0"
 
@@ -25,6 +26,10 @@ ENV_SPECS: dict[str, dict[str, Any]] = {
     },
     PENDULUM_PIXELS_ENV_ID: {"entry_point": "mbrl.envs.observation_wrappers:make_pendulum_pixels"},
     POINT_MASS_ENV_ID: {"entry_point": "mbrl.envs.point_mass:PointMassGoalEnv"},
+    CARTPOLE_SWINGUP_ENV_ID: {
+        "entry_point": "mbrl.envs.cartpole_swingup:CartPoleSwingUpEnv",
+        "max_episode_steps": 200,
+    },
     SURROGATE_ENV_ID: {
         "entry_point": "mbrl.dyna.surrogate.io:make_surrogate_env",
         "vector_entry_point": "mbrl.dyna.surrogate.vector_env:make_surrogate_vector_env",

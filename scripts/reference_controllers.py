@@ -12,6 +12,8 @@ lengths): they are the bar a learned model should approach, not a baseline it mu
 - ``Reacher-v5``: damped least-squares inverse kinematics of the two-link arm (links 0.1 and
   0.11 m) on the fingertip-to-target vector, as a PD torque with small gains (0.05, 0.03:
   the best of a 3 x 3 grid on 10 episodes; the torque is charged like the distance).
+- ``mbrl/CartPoleSwingUp-v0``: energy pumping, then LQR of the linearised upright
+  (:func:`mbrl.envs.cartpole_swingup.swing_up_reference`).
 
 Each controller plays ``--episodes`` episodes from ``reset(seed=s)``, ``s = 0, 1, ...``; the
 script prints mean and std of the episode returns per env and controller.
@@ -30,6 +32,7 @@ import numpy as np
 
 import mbrl  # noqa: F401  (registers the mbrl/ envs)
 from mbrl.agents.env_factory import make_env
+from mbrl.envs.cartpole_swingup import swing_up_reference
 from mbrl.envs.dict_steering import KICK_STEP, RESPONSE
 
 Controller = Callable[[np.ndarray], np.ndarray]
@@ -66,6 +69,7 @@ CONTROLLERS: dict[str, Controller] = {
     "mbrl/DictSteering-v0": dict_steering,
     "mbrl/PointMassGoal-v0": point_mass,
     "Reacher-v5": reacher,
+    "mbrl/CartPoleSwingUp-v0": swing_up_reference,
 }
 
 

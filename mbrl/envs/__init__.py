@@ -19,6 +19,10 @@ the rod; ``gymnasium.make(..., size=64)`` for 64 x 64).
 (obs ``(6,)``, action ``(2,)``) with no preset and no known task functions, for runs that
 learn reward and termination as a new user's env would.
 
+``mbrl/CartPoleSwingUp-v0`` (:mod:`mbrl.envs.cartpole_swingup`): a cart-pole swing-up from
+hanging, never terminating (obs ``(5,)``, action ``(1,)``, 200 steps), no preset and no known
+task functions, with a hand-written reference controller.
+
 ``mbrl/DictSteering-v0`` (:mod:`mbrl.envs.dict_steering`): beam steering observing a ``Dict``
 ``{"bpm": (3,), "setpoint": (3,)}`` (action ``(3,)``), no preset and no known task functions;
 :func:`mbrl.agents.env_factory.make_env` flattens its observation to ``(6,)``.
@@ -35,6 +39,7 @@ from mbrl.envs.awake import (
     make_awake_task_fns,
     tt43_response_matrix,
 )
+from mbrl.envs.cartpole_swingup import CartPoleSwingUpEnv, swing_up_reference
 from mbrl.envs.dict_steering import DICT_STEERING_ENV_ID, DictSteeringEnv
 from mbrl.envs.observation_wrappers import (
     ActionRepeat,
@@ -47,6 +52,7 @@ from mbrl.envs.randomization import DomainRandomization
 from mbrl.envs.spill import SpillControlEnv, spill_reward
 from mbrl.gym_ids import (
     AWAKE_ENV_ID,
+    CARTPOLE_SWINGUP_ENV_ID,
     PENDULUM_NOVEL_ENV_ID,
     PENDULUM_PIXELS_ENV_ID,
     SPILL_ENV_ID,
@@ -56,6 +62,7 @@ from mbrl.task_fns.registry import get_task_fns, register_task_fns
 
 __all__ = [
     "AWAKE_ENV_ID",
+    "CARTPOLE_SWINGUP_ENV_ID",
     "DICT_STEERING_ENV_ID",
     "PENDULUM_NOVEL_ENV_ID",
     "PENDULUM_PIXELS_ENV_ID",
@@ -63,6 +70,7 @@ __all__ = [
     "SPILL_ENV_ID",
     "ActionRepeat",
     "AwakeSteeringEnv",
+    "CartPoleSwingUpEnv",
     "DictSteeringEnv",
     "DomainRandomization",
     "DropVelocity",
@@ -76,6 +84,7 @@ __all__ = [
     "make_awake_task_fns",
     "render_pendulum",
     "spill_reward",
+    "swing_up_reference",
     "tt43_response_matrix",
 ]
 
