@@ -4,7 +4,8 @@ timed interleaved in one process (so machine load hits every variant alike).
     OMP_NUM_THREADS=1 python scripts/value_plan_timing.py --planner cem --calls 40
 
 Each variant is a run set-up of ``mbrl run`` (:func:`mbrl.agents.setup.build_run`, Pendulum-v1
-with its preset: PETS ensemble of 5, CEM 300 x 4, 5 particles) at its horizon, with
+with its preset: PETS ensemble of 5 x 3 x 200, 5 particles; the planner at the value
+suites' sizes, :data:`SUITE_OPTIONS`) at its horizon, with
 ``--value learned`` (and ``--policy learned``) where named. Timing does not depend on the
 weights, so the networks are left unfitted. Round ``i`` plans from the same random state for
 every variant, in rotating order; the script prints the median and mean ms per plan call,
@@ -31,12 +32,14 @@ VARIANTS = {
 }
 
 
-def _candidates(cfg) -> int:
-    """Candidates scored per plan call (CEM's population decays per iteration)."""
-    decay = getattr(cfg, "population_decay", 1.0)
-    elites = getattr(cfg, "num_elites", 0)
-    its = range(getattr(cfg, "iterations", 1))
-    return sum(max(2 * elites, round(cfg.population * decay**i)) for i in its)
+SUITE_OPTIONS = {
+    "cem": {"population": 300, "iterations": 4},
+    "icem": {"population": 300},
+    "mppi": {"population": 300, "iterations": 4},
+    "shooting": {"population": 1000},
+}
+"""The planner sizes of the value suites (mbrl/bench/suites/value.toml), given explicitly so
+neither the preset nor machine sizing changes them."""
 
 
 def main() -> None:
@@ -48,7 +51,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     planners = {}
     for name, fields in VARIANTS.items():
-        cfg = RunConfig(env_id="Pendulum-v1", planner=args.planner, progress=False, **fields)
+        cfg = RunConfig(
+            env_id="Pendulum-v1",
+            planner=args.planner,
+            planner_options=SUITE_OPTIONS.get(args.planner, {}),
+            auto_size_ms=None,
+            progress=False,
+            **fields,
+        )
         setup = build_run(cfg)
         setup.env.close()
         planners[name] = setup.planner
@@ -76,7 +86,9 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- |")
     for name, planner in planners.items():
         med = statistics.median(times[name])
-        steps = _candidates(planner.optimizer.config) * planner.n_particles * planner.horizon
+        steps = (
+            planner.optimizer.config.candidates_per_call() * planner.n_particles * planner.horizon
+        )
         if planner.policy is not None:
             steps += planner.n_proposals * planner.horizon
         print(
