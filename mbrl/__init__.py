@@ -16,7 +16,16 @@ from mbrl.util import log as _log  # noqa: F401  (installs the mbrl logger's Nul
 from mbrl.util.lazy import install_lazy_exports as _install_lazy_exports
 
 if TYPE_CHECKING:
-    from mbrl.agents import MPCAgent, RunConfig, RunResult, make_env, run, run_episode
+    from mbrl.agents import (
+        MPCAgent,
+        RunConfig,
+        RunOutputError,
+        RunResult,
+        make_env,
+        resume,
+        run,
+        run_episode,
+    )
     from mbrl.data import TransitionBatch, TransitionBuffer
     from mbrl.dyna import SurrogateEnv, load_surrogate
     from mbrl.models import (
@@ -81,6 +90,7 @@ __all__ = [
     "RandomShootingOptimizer",
     "RolloutResult",
     "RunConfig",
+    "RunOutputError",
     "RunResult",
     "SamplingPlanner",
     "SurrogateEnv",
@@ -99,6 +109,7 @@ __all__ = [
     "register_planner",
     "register_task_fns",
     "PlannerContext",
+    "resume",
     "rollout",
     "run",
     "run_episode",
