@@ -238,6 +238,8 @@ def test_rssm_cells_validate_and_run_through_the_suite(tmp_path):
     assert outcome.status == "ok", outcome.error
     row = outcome.summary_row()
     assert row["episodes"] == 1 and row["env_steps"] == 48 and math.isnan(row["final_val_loss"])
+    # The done marker records the planner options the run resolved to.
+    assert outcome.to_json()["planner_options"]["population"] == 8
 
 
 def test_bad_suite_structure_is_named(tmp_path):

@@ -181,6 +181,8 @@ class CellOutcome:
         wall_s: seconds the cell ran; host: machine it ran on.
         error: the full traceback of a failed cell (``None`` when ok).
         error_line: ``ExceptionType: message`` of a failed cell (``None`` when ok).
+        planner_options: the planner options the run resolved to (preset and machine sizing
+            applied: the population a sized planner got), empty for a failed cell.
     """
 
     spec: CellSpec
@@ -190,6 +192,7 @@ class CellOutcome:
     host: str
     error: str | None = None
     error_line: str | None = None
+    planner_options: dict[str, Any] = field(default_factory=dict)
 
     def summary_row(self) -> dict[str, Any]:
         """The ``summary.csv`` row (:data:`SUMMARY_COLUMNS`); ``error`` is ``Type: message``."""
@@ -224,6 +227,7 @@ class CellOutcome:
             "error": self.error,
             "spec": self.spec.to_json(),
             "fingerprint": self.spec.fingerprint(),
+            "planner_options": json.loads(json.dumps(self.planner_options, default=str)),
         }
 
 
@@ -255,7 +259,10 @@ def run_cell(spec: CellSpec) -> CellOutcome:
         "seed": spec.seed,
     }
     episodes = [{**axes, **_json_safe(rec.to_json())} for rec in result.records]
-    return CellOutcome(spec, "ok", episodes, time.perf_counter() - start, host)
+    options = dict(result.config.planner_options)
+    return CellOutcome(
+        spec, "ok", episodes, time.perf_counter() - start, host, planner_options=options
+    )
 
 
 def _json_safe(record: dict[str, Any]) -> dict[str, Any]:
