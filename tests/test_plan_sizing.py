@@ -220,3 +220,17 @@ def test_a_much_faster_single_thread_is_reported() -> None:
         assert setup.plan_size.predicted_ms == pytest.approx(2 + 0.1 * 24 * 2)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_the_resolved_configuration_names_what_the_run_uses() -> None:
+    setup = build_run(RunConfig(progress=False))  # Pendulum-v1, its preset
+    setup.env.close()
+    lines = describe_setup(setup)
+    assert lines[0].startswith("env Pendulum-v1 (its preset): obs (3,), action (1,) box")
+    assert "known task functions" in lines[2]
+    assert "horizon 15" in lines[3] and "population=300, iterations=4" in lines[3]
+    assert not any(line.startswith("sizing:") for line in lines)  # the preset sized it
+    gp = build_run(RunConfig(model="gp", planner="gpmpc", progress=False))
+    gp.env.close()
+    plan = describe_setup(gp)[3]
+    assert "horizon=25" in plan and "horizon 15" not in plan  # GP-MPC's own horizon

@@ -71,12 +71,17 @@ def describe_setup(setup: RunSetup) -> list[str]:
         lines.append(f"reward learned (LearnedReward), termination {ending}")
     elif parts is not None:
         lines.append("reward and termination: the env's known task functions")
+    else:
+        lines.append("reward learned by the latent model's reward head (PlaNet)")
     aids = [f"value {cfg.value}"] + ([f"policy {cfg.policy}"] if cfg.policy != "none" else [])
-    plan = (
-        f"planner {cfg.planner}: horizon {cfg.horizon}, {cfg.n_particles} particles, "
-        f"gamma {cfg.gamma:g}, {', '.join(aids)}"
-    )
     config = _planner_config(setup)
+    # A planner whose own config has a horizon (GP-MPC) plans with that one.
+    own_horizon = getattr(config, "horizon", None) is not None
+    horizon = "" if own_horizon else f"horizon {cfg.horizon}, "
+    plan = (
+        f"planner {cfg.planner}: {horizon}{cfg.n_particles} particles, gamma {cfg.gamma:g}, "
+        f"{', '.join(aids)}"
+    )
     if config is not None:
         plan += f"; {_options(_changed_fields(config))}"
     lines.append(plan)
