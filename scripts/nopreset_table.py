@@ -42,7 +42,11 @@ def _row(cell: dict[str, Any], refs: dict[str, Any]) -> str:
     misses = sum(int(e.get("deadline_misses") or 0) for e in mpc)
     steps = sum(int(e["steps"]) for e in mpc)
     options = cell.get("planner_options", {})
-    size = f"{options.get('population', '?')} x {options.get('iterations', '?')}"
+    size = (
+        f"{row['planner']} {options['population']} x {options['iterations']}"
+        if "population" in options
+        else f"{row['planner']} (not sized)"
+    )
     return (
         f"| {env} | {row['tag']} | {row['seed']} | {size} | {last3:.1f} | {random:.1f} | "
         f"{reference:.1f} | {100 * closed:.0f}% | {statistics.mean(plan):.0f} | "
@@ -57,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     refs = json.loads(args.references.read_text())
     print(
-        "| env | tag | seed | CEM size | last-3 | random | reference | gap closed | "
+        "| env | tag | seed | planner | last-3 | random | reference | gap closed | "
         "plan ms | first / last episode ms | p99 ms | misses / steps |"
     )
     print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")

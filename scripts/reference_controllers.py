@@ -14,6 +14,12 @@ lengths): they are the bar a learned model should approach, not a baseline it mu
   the best of a 3 x 3 grid on 10 episodes; the torque is charged like the distance).
 - ``mbrl/CartPoleSwingUp-v0``: energy pumping, then LQR of the linearised upright
   (:func:`mbrl.envs.cartpole_swingup.swing_up_reference`).
+- ``InvertedDoublePendulum-v5``: discrete-time LQR of the upright, linearised by central
+  differences of the MuJoCo simulation itself (cart x, both hinge angles, their rates).
+- ``Acrobot-v1``: energy pumping, torque ``+1`` while the second link turns positively.
+
+Episodes are capped at :data:`STEP_CAPS` where the suite caps them (so a 10-episode run fits
+the 2-core machine); random and reference are measured under the same cap.
 
 Each controller plays ``--episodes`` episodes from ``reset(seed=s)``, ``s = 0, 1, ...``; the
 script prints mean and std of the episode returns per env and controller.
@@ -29,13 +35,14 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import scipy.linalg
 
 import mbrl  # noqa: F401  (registers the mbrl/ envs)
 from mbrl.agents.env_factory import make_env
 from mbrl.envs.cartpole_swingup import swing_up_reference
 from mbrl.envs.dict_steering import KICK_STEP, RESPONSE
 
-Controller = Callable[[np.ndarray], np.ndarray]
+Controller = Callable[[np.ndarray], "np.ndarray | int"]
 
 
 def dict_steering(obs: np.ndarray) -> np.ndarray:
@@ -65,12 +72,59 @@ def reacher(obs: np.ndarray) -> np.ndarray:
     return np.clip(0.05 * dq - 0.03 * qdot, -1.0, 1.0)
 
 
-CONTROLLERS: dict[str, Controller] = {
-    "mbrl/DictSteering-v0": dict_steering,
-    "mbrl/PointMassGoal-v0": point_mass,
-    "Reacher-v5": reacher,
-    "mbrl/CartPoleSwingUp-v0": swing_up_reference,
+def _simulate(env: gym.Env, state: np.ndarray, force: float) -> np.ndarray:
+    """MuJoCo state ``[qpos, qvel]`` one env step after ``state`` under ``force``."""
+    sim = env.unwrapped
+    nq = sim.model.nq
+    sim.set_state(state[:nq].copy(), state[nq:].copy())
+    sim.do_simulation(np.array([force]), sim.frame_skip)
+    return np.concatenate([sim.data.qpos, sim.data.qvel])
+
+
+def double_pendulum_lqr(eps: float = 1e-5) -> Controller:
+    """LQR state feedback for InvertedDoublePendulum-v5 from its observation
+    ``[x, sin q (2), cos q (2), qdot (3), constraint force]``."""
+    env = gym.make("InvertedDoublePendulum-v5")
+    env.reset(seed=0)
+    eye = np.eye(6)
+    a = np.stack(
+        [(_simulate(env, eps * e, 0.0) - _simulate(env, -eps * e, 0.0)) / (2 * eps) for e in eye],
+        axis=1,
+    )
+    b = ((_simulate(env, np.zeros(6), eps) - _simulate(env, np.zeros(6), -eps)) / (2 * eps))[
+        :, None
+    ]
+    env.close()
+    q, r = np.diag([1.0, 20.0, 20.0, 0.1, 0.1, 0.1]), np.eye(1)
+    p = scipy.linalg.solve_discrete_are(a, b, q, r)
+    gain = np.linalg.solve(r + b.T @ p @ b, b.T @ p @ a)
+
+    def control(obs: np.ndarray) -> np.ndarray:
+        angles = np.arctan2(obs[1:3], obs[3:5])
+        state = np.concatenate([obs[:1], angles, obs[5:8]])
+        return np.clip(-gain @ state, -1.0, 1.0).astype(np.float32)
+
+    return control
+
+
+def acrobot(obs: np.ndarray) -> int:
+    """Energy pumping from ``[cos, sin of both joints, both joint rates]``: torque index 2
+    (+1) while the second joint turns positively, else 0 (-1)."""
+    return 2 if obs[5] > 0 else 0
+
+
+CONTROLLERS: dict[str, Callable[[], Controller]] = {
+    "mbrl/DictSteering-v0": lambda: dict_steering,
+    "mbrl/PointMassGoal-v0": lambda: point_mass,
+    "Reacher-v5": lambda: reacher,
+    "mbrl/CartPoleSwingUp-v0": lambda: swing_up_reference,
+    "InvertedDoublePendulum-v5": double_pendulum_lqr,
+    "Acrobot-v1": lambda: acrobot,
 }
+"""Env id -> a builder of its reference controller."""
+
+STEP_CAPS: dict[str, int] = {"InvertedDoublePendulum-v5": 200, "Acrobot-v1": 200}
+"""Episode step caps of the suite (``max_episode_steps``), envs' own limits elsewhere."""
 
 
 def play(env: gym.Env, policy: Callable[[np.ndarray], np.ndarray], seed: int) -> float:
@@ -91,8 +145,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
     args = parser.parse_args()
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for env_id, controller in CONTROLLERS.items():
-        env = make_env(env_id)  # flattens the Dict observation as mbrl run does
+    for env_id, build in CONTROLLERS.items():
+        controller = build()
+        caps = {"max_episode_steps": STEP_CAPS[env_id]} if env_id in STEP_CAPS else {}
+        env = make_env(env_id, **caps)  # flattens the Dict observation as mbrl run does
         random_policy = lambda _obs, env=env: env.action_space.sample()  # noqa: E731
         results[env_id] = {}
         for name, policy in (("random", random_policy), ("reference", controller)):

@@ -234,3 +234,17 @@ def test_the_resolved_configuration_names_what_the_run_uses() -> None:
     gp.env.close()
     plan = describe_setup(gp)[3]
     assert "horizon=25" in plan and "horizon 15" not in plan  # GP-MPC's own horizon
+
+
+def test_a_budget_sizes_a_presets_population_but_not_the_users() -> None:
+    measure = fake_cost()  # Pendulum's preset CEM 300 x 4 costs 4 + 12 = 16 ms
+    setup = build_run(RunConfig(progress=False, plan_budget_ms=10.0), size_cost=measure)
+    setup.env.close()
+    size = setup.plan_size
+    assert size is not None and size.changed and size.predicted_ms <= 8.5
+    assert size.default_ms == pytest.approx(16.0)  # sized down from the preset, not 500 x 5
+    assert setup.planner.optimizer.config.population == size.population < 300
+    users = RunConfig(progress=False, plan_budget_ms=10.0, planner_options={"population": 300})
+    setup = build_run(users, size_cost=measure)
+    setup.env.close()
+    assert setup.plan_size is None and setup.planner.optimizer.config.population == 300

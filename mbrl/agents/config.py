@@ -27,7 +27,8 @@ class RunConfig:
         model: registered model name (default ``ensemble``), or ``rssm``: the PlaNet loop
             (:mod:`mbrl.agents.planet_loop`; its settings come from ``model_options`` and the
             fields below, see :func:`~mbrl.agents.planet_config.planet_config`).
-        planner: registered planner name (default ``cem``).
+        planner: registered planner name (default ``cem``; ``mcts`` when the env's action space
+            is ``Discrete`` and nobody chose one, see :mod:`mbrl.agents.space_defaults`).
         reward: ``known`` (the env's registered task functions) or ``learned`` (reward and
             termination models fitted to data). Envs without known functions always learn.
         termination: how a learned termination is modelled (with ``reward="learned"``):
@@ -86,7 +87,8 @@ class RunConfig:
             population is not set (neither by the user nor by an env preset): at set-up its
             objective is timed on this machine and its population (then iterations) shrunk
             until a plan call is predicted to fit (:mod:`mbrl.planners.sizing`; sizes never
-            grow). With ``plan_budget_ms`` the target is 85% of the budget instead. None turns
+            grow). With ``plan_budget_ms`` the target is 85% of the budget instead, and a
+            population only the preset set is sized too (the budget wins). None turns
             sizing off (the optimiser's own defaults, e.g. CEM 500 x 5). Default 250 ms.
             The sizes chosen go into the run's ``config.json``, so a resume plans with them.
         replan_every: steps between replans, executing the plan open loop in between

@@ -8,6 +8,7 @@ by the loop before every MPC episode.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 
 import torch
@@ -22,6 +23,15 @@ from mbrl.spaces import ActionCodec
 
 TERMINATION_KINDS = {"mlp": LearnedTermination, "box": BoxTermination}
 """``RunConfig.termination`` -> the learned termination model class."""
+
+
+def flat_rewards(rewards: torch.Tensor) -> bool:
+    """Whether ``rewards (N,)`` are all equal up to float32 rounding (a sparse reward never
+    reached, a constant alive bonus)."""
+    if rewards.numel() == 0:
+        return False
+    spread = float(rewards.max() - rewards.min())
+    return spread <= 1e-6 * (1.0 + float(rewards.abs().max()))
 
 
 class TaskModels:
@@ -41,13 +51,29 @@ class TaskModels:
         )
 
     def fit(self, buffer: TransitionBuffer, config: FitConfig, gen: torch.Generator) -> None:
-        """Fit both to every transition in ``buffer``."""
+        """Fit both to every transition in ``buffer``.
+
+        Warns (``RuntimeWarning``, once per episode fit) when every reward in ``buffer`` is
+        the same and no episode ended: then every plan scores alike and MPC acts at random
+        (sparse rewards such as Acrobot's -1 per step need known task functions or data that
+        reaches the goal).
+        """
         fit(self.reward, buffer, config, gen)
+        data = buffer.all()
+        seen = bool(data.terminated.any())
+        if not seen and flat_rewards(data.reward):
+            warnings.warn(
+                f"reward='learned': all {len(buffer)} rewards in the data equal "
+                f"{float(data.reward[0]):g} and no episode ended, so the planner sees no "
+                "reward signal and acts at random; pass known task functions "
+                "(register_task_fns, reward='known') or seed data that reaches the goal",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         if isinstance(self.termination, BoxTermination):
             self.termination.fit_bounds(buffer)
         elif self.termination is not None:
             # No ending in the data: nothing to classify, and predicting none costs nothing.
-            seen = bool(buffer.all().terminated.any())
             self.termination.note_endings(seen)
             if seen:
                 fit(self.termination, buffer, config, gen)

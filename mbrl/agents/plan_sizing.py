@@ -63,8 +63,10 @@ def size_run_planner(
     Args:
         planner: the run's planner; only a :class:`SamplingPlanner` whose optimiser config
             has a ``population`` and counts its candidates is sized.
-        options: the planner options the run gives (user's and preset's): a ``population``
-            there means someone chose it, so nothing is sized; ``iterations`` there is kept.
+        options: the planner options someone chose (the user's, and the preset's when no
+            budget is set): a ``population`` there means nothing is sized; ``iterations``
+            there is kept. Sizes start from the planner's config (a preset's sizes too) and
+            only shrink.
         target_ms: :func:`sizing_target_ms` (None: no sizing).
         seed: seeds the measurement's candidates. The planner's own generator (its particle
             noise) is restored afterwards, so measuring changes none of the run's numbers.

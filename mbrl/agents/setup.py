@@ -45,6 +45,7 @@ from mbrl.agents.planet_config import (
     planet_config,
 )
 from mbrl.agents.presets import apply_preset
+from mbrl.agents.space_defaults import planner_for_actions
 from mbrl.envs.observation_wrappers import ActionRepeat
 from mbrl.models.registry import build_model, model_names
 from mbrl.models.rssm.latent import LatentDynamics, LatentReward
@@ -302,10 +303,19 @@ class _Where:
             planner, cfg.rollout_backend, self.device, cfg.seed, self.measure
         )
 
-    def plan_size(self, planner: Planner, cfg: RunConfig) -> PlanSize | None:
-        """The sizes ``planner`` gets for ``cfg.auto_size_ms`` (None: not sized)."""
-        target = sizing_target_ms(getattr(cfg, "auto_size_ms", None), _run_budget(cfg))
-        return size_run_planner(planner, cfg.planner_options, target, cfg.seed, self.size_cost)
+    def plan_size(
+        self, planner: Planner, cfg: RunConfig, users_options: Mapping[str, Any]
+    ) -> PlanSize | None:
+        """The sizes ``planner`` gets for ``cfg.auto_size_ms`` (None: not sized).
+
+        ``users_options`` are the planner options before the env preset. Under a budget
+        (``plan_budget_ms``) only they count as chosen: a preset's sizes were tuned for
+        return, not for the user's deadline, so they are shrunk to fit it like defaults.
+        """
+        budget = _run_budget(cfg)
+        target = sizing_target_ms(getattr(cfg, "auto_size_ms", None), budget)
+        chosen = cfg.planner_options if budget is None else users_options
+        return size_run_planner(planner, chosen, target, cfg.seed, self.size_cost)
 
     def dtype(self, cfg: RunConfig) -> DtypeChoice:
         """The compute dtype of the run (not resolved when dry: the run may go elsewhere)."""
@@ -353,9 +363,12 @@ def _run_replan_every(cfg: RunConfig) -> int:
 
 def _build_state(cfg: RunConfig, where: _Where) -> RunSetup:
     env, info, device, dry = where.env, where.info, where.device, where.dry
+    users_options = cfg.planner_options
+    codec = info.codec
+    # Before the preset, so that the preset's options for the planner chosen are applied.
+    cfg = planner_for_actions(cfg, codec)
     if cfg.use_preset:
         cfg = apply_preset(cfg, info.env_id)
-    codec = info.codec
     obs_dim = observation_dim(info.observation_space)
     entry = planner_entry(cfg.planner)
     entry.planner_class.check_action_space(codec)
@@ -401,7 +414,7 @@ def _build_state(cfg: RunConfig, where: _Where) -> RunSetup:
         aids.policy.mode if aids.policy is not None else None,
     )
     planner = build_planner(cfg.planner, ctx)
-    plan_size = None if dry else where.plan_size(planner, cfg)
+    plan_size = None if dry else where.plan_size(planner, cfg, users_options)
     if plan_size is not None:
         # The resolved config holds the sizes even when they are the defaults, so a resume
         # (which reads them from config.json) does not measure again.

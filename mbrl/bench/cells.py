@@ -98,7 +98,7 @@ class CellSpec:
 
     def run_config(self) -> RunConfig:
         """The :class:`RunConfig` this cell runs (``progress=False``, no output directory);
-        every override is marked ``explicit``.
+        every override and the planner are marked ``explicit``.
 
         Raises:
             ValueError / TypeError: from :class:`RunConfig` / :class:`FitConfig` for bad values,
@@ -121,8 +121,11 @@ class CellSpec:
             if key in kwargs:
                 kwargs[key] = dict(kwargs[key])
         # What the suite sets was set on purpose: env presets (and the PlaNet defaults of
-        # rssm runs) never replace it, even where it equals the RunConfig default.
-        kwargs["explicit"] = frozenset(kwargs.get("explicit", ())) | (set(kwargs) - {"explicit"})
+        # rssm runs) never replace it, even where it equals the RunConfig default; the
+        # planner is a grid axis, so it is never swapped for the action space's default.
+        kwargs["explicit"] = (
+            frozenset(kwargs.get("explicit", ())) | (set(kwargs) - {"explicit"}) | {"planner"}
+        )
         return RunConfig(
             env_id=self.env_id,
             model=self.model,

@@ -43,7 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"one of {run_model_names()} (default {defaults.model}); {LATENT_MODEL} runs the "
         "PlaNet loop (latent world model, see docs/rssm.md; its settings are --model-opt keys)",
     )
-    p.add_argument("--planner", help=f"one of {planner_names()} (default {defaults.planner})")
+    p.add_argument(
+        "--planner",
+        help=f"one of {planner_names()} (default {defaults.planner}; mcts for a Discrete "
+        "action space)",
+    )
     p.add_argument(
         "--reward",
         choices=["known", "learned"],
@@ -138,7 +142,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="MS|off",
         help="target ms per plan call for a sampling planner whose population no one set "
         "(no --planner-opt population=, no preset): it is timed on this machine at set-up and "
-        "shrunk until a call fits; with --plan-budget-ms, 85%% of the budget; off keeps the "
+        "shrunk until a call fits; with --plan-budget-ms, 85%% of the budget, and a preset's "
+        "population is shrunk too; off keeps the "
         f"optimiser's defaults (default {defaults.auto_size_ms:g})",
     )
     p.add_argument(

@@ -86,7 +86,7 @@ class Planner(ABC):
         if codec.discrete and not cls.supports_discrete:
             raise TypeError(
                 f"{cls.__name__} plans in continuous (Box) action spaces only; the env's action "
-                f"space is {codec.space}. Use a planner that supports Discrete spaces."
+                f"space is {codec.space}. Use a planner that supports Discrete spaces (mcts)."
             )
         if not codec.discrete and not cls.supports_continuous:
             raise TypeError(
