@@ -21,6 +21,12 @@ from mbrl.util.signals import Terminated, signals_deferred, sigterm_raises
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
+def _default_sigint() -> None:
+    # A pytest started in the background (nohup, `cmd &`) inherits an ignored SIGINT, which
+    # Python keeps: give the child the default so that Ctrl-C reaches it as in a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _mbrl(*args: str, **kwargs) -> subprocess.Popen:
     kwargs.setdefault("env", ENV)
     return subprocess.Popen(
@@ -28,8 +34,17 @@ def _mbrl(*args: str, **kwargs) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
         **kwargs,
     )
+
+
+@pytest.fixture
+def python_sigint():
+    """SIGINT raising KeyboardInterrupt in this process, as in a terminal, for the test."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 def _wait_for(ready, proc: subprocess.Popen, timeout: float = 120.0) -> None:
@@ -48,7 +63,7 @@ def _lines(text: str) -> list[str]:
     return [line for line in text.split("\n") if line.strip()]
 
 
-def test_signals_are_held_while_a_block_must_not_be_cut():
+def test_signals_are_held_while_a_block_must_not_be_cut(python_sigint):
     with pytest.raises(Terminated), sigterm_raises():
         with signals_deferred():
             os.kill(os.getpid(), signal.SIGTERM)
