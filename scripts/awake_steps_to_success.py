@@ -2,14 +2,18 @@
 
 Reads ``DIR/buffer.pt``, splits it into episodes, and prints for each: the env steps so far,
 the episode length, and whether it ended in success (final RMS below the success threshold).
-Then reports the first point after which every episode succeeds with a mean length <= 3.
+Then reports the first point after which every episode succeeds with a mean length <= 3,
+counted honestly: all env steps before it, split into random seed steps and learner (MPC)
+steps, the seed episodes read from ``DIR/metrics.jsonl`` (``kind == "seed"``).
 
 Usage: python scripts/awake_steps_to_success.py DIR [DIR ...]
 """
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 from mbrl.data import TransitionBuffer
 from mbrl.envs.awake import AwakeSteeringEnv
@@ -39,6 +43,13 @@ def first_solved_point(eps: list[tuple[int, int, bool]], max_mean_steps: float =
     return None
 
 
+def seed_steps(run_dir: str) -> int:
+    """Env steps of the random seed episodes of the run in ``run_dir`` (its metrics file)."""
+    lines = Path(run_dir, "metrics.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines if line.strip()]
+    return sum(int(r["steps"]) for r in rows if r["kind"] == "seed")
+
+
 def main(dirs: list[str]) -> None:
     """Print the per-episode table and the solved point of each run directory."""
     for d in dirs:
@@ -51,8 +62,11 @@ def main(dirs: list[str]) -> None:
         else:
             later = [e for e in eps if e[0] >= point]
             mean = sum(n for _, n, _ in later) / len(later)
+            seeds = seed_steps(d)
             print(
-                f"solved after {point} env steps: {len(later)} later episodes all succeed, mean {mean:.2f} steps"
+                f"solved after {point} env steps; {seeds} seed steps, {max(0, point - seeds)} "
+                f"learner steps before the point (every MPC episode counted): "
+                f"{len(later)} later episodes all succeed, mean {mean:.2f} steps"
             )
 
 

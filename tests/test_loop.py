@@ -190,6 +190,46 @@ def test_typed_flags_beat_presets_even_at_default_values():
         RunConfig(explicit=frozenset({"horizn"}))
 
 
+def test_min_seed_transitions_flag_beats_the_awake_preset():
+    import argparse
+
+    from mbrl.agents.presets import apply_preset
+    from mbrl.commands import run as run_command
+
+    parser = argparse.ArgumentParser()
+    run_command.register(parser.add_subparsers())
+    env = "mbrl/AwakeSteering-v0"  # preset: min_seed_transitions 50
+    args = ["run", "--env", env, "--min-seed-transitions", "1"]
+    typed = apply_preset(run_command.config_from_args(parser.parse_args(args)), env)
+    assert typed.min_seed_transitions == 1
+    untyped = apply_preset(run_command.config_from_args(parser.parse_args(args[:3])), env)
+    assert untyped.min_seed_transitions == 50
+    default = ["run", "--env", env, "--min-seed-transitions", "20"]  # typed at the default
+    assert (
+        apply_preset(
+            run_command.config_from_args(parser.parse_args(default)), env
+        ).min_seed_transitions
+        == 20
+    )
+
+
+def test_seed_phase_collects_what_a_gp_needs_to_fit():
+    cfg = RunConfig(
+        **{
+            **TINY,
+            "model": "gp",
+            "model_options": {},
+            "max_episode_steps": 2,
+            "min_seed_transitions": 1,
+            "explicit": {"min_seed_transitions"},
+        }
+    )
+    records = run(cfg).records
+    seed_steps = sum(r.steps for r in records if r.kind == "seed")
+    assert seed_steps >= 4 > 2  # Pendulum's GP input: 3 observation + 1 action
+    assert [r.kind for r in records][-1] == "mpc"
+
+
 def test_seed_phase_collects_until_enough_transitions():
     cfg = RunConfig(**{**TINY, "max_episode_steps": 5, "episodes": 1, "min_seed_transitions": 12})
     kinds = [r.kind for r in run(cfg).records]

@@ -47,7 +47,8 @@ class RunConfig:
         seed_episodes: random-action episodes collected first (default 1); more are collected
             while the buffer holds fewer than ``min_seed_transitions``.
         min_seed_transitions: least number of random transitions before the first fit
-            (default 20: random episodes of some envs end after a step or two).
+            (default 20: random episodes of some envs end after a step or two); never fewer
+            than the model needs to fit (``min_fit_transitions``: a GP's input size).
         horizon / n_particles / gamma: planning horizon, particles, discount (15 / 5 / 1.0).
         value: ``none`` (default) or ``learned``: fit a state value to the discounted returns
             of the real episodes (:mod:`mbrl.models.value_model`) after every episode and hand

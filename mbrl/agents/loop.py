@@ -150,7 +150,10 @@ class _StateLoop(LoopSpecifics):
         return report
 
     def wants_more_seed_data(self) -> bool:
-        return len(self.buffer) < self.setup.config.min_seed_transitions
+        # A model that cannot fit fewer points (a GP: its input size) gets them, so a small
+        # min_seed_transitions never ends a run at its first fit.
+        least = max(self.setup.config.min_seed_transitions, self.setup.model.min_fit_transitions)
+        return len(self.buffer) < least
 
     def record(self, outcome: EpisodeOutcome, fitted: FitReport | None) -> EpisodeRecord:
         stats = outcome.stats

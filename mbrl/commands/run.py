@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mbrl.agents.config import RunConfig
+from mbrl.agents.presets import PRESETS
 from mbrl.commands.options import parse_key_values
 from mbrl.util.signals import EXIT_SIGINT, EXIT_SIGTERM, Terminated, notes, sigterm_raises
 
@@ -64,6 +65,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--seed-episodes",
         type=int,
         help=f"random episodes first (default: env preset or {defaults.seed_episodes})",
+    )
+    p.add_argument(
+        "--min-seed-transitions",
+        type=int,
+        metavar="N",
+        help="more random episodes while the data holds fewer than N transitions (default: "
+        f"env preset or {defaults.min_seed_transitions})",
     )
     p.add_argument("--seed", type=int, help=f"random seed, >= 0 (default {defaults.seed})")
     p.add_argument("--device", help=f"cpu, cuda or cuda:N (default {defaults.device})")
@@ -217,6 +225,7 @@ _FLAGS: dict[str, _Flag] = {
     "termination": _Flag("--termination", "termination"),
     "episodes": _Flag("--episodes", "episodes"),
     "seed_episodes": _Flag("--seed-episodes", "seed_episodes"),
+    "min_seed_transitions": _Flag("--min-seed-transitions", "min_seed_transitions"),
     "seed": _Flag("--seed", "seed"),
     "device": _Flag("--device", "device"),
     "out": _Flag("--out", "out"),
@@ -246,9 +255,11 @@ _FLAGS: dict[str, _Flag] = {
 
 _PRESET_FIELDS = frozenset(
     {"episodes", "seed_episodes", "horizon", "n_particles", "gamma", "value", "policy"}
-    | {"termination"}
+    | {"termination", "min_seed_transitions"}
+    | {key for preset in PRESETS.values() for key in preset if not key.endswith("_options")}
 )
-"""Fields an env preset may tune: typed ones are marked ``explicit``."""
+"""Fields an env preset may tune (every field a preset sets, and those it may come to set):
+typed ones are marked ``explicit``."""
 
 
 def _typed(args: argparse.Namespace) -> dict[str, Any]:

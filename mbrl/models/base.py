@@ -70,6 +70,12 @@ class DynamicsModel(nn.Module, ABC):
         """The mode :meth:`step` uses (fixed at construction)."""
         return EXPECTATION
 
+    @property
+    def min_fit_transitions(self) -> int:
+        """The fewest transitions :func:`mbrl.models.fit` accepts (the run's seed phase
+        collects at least this many); 1 unless a model needs more (a GP: its input size)."""
+        return 1
+
     def propagating(self, mode: str | None) -> DynamicsModel:
         """This model stepping with propagation ``mode``, without changing the model.
 

@@ -436,6 +436,12 @@ class GPDynamics(DynamicsModel):
                 torch.zeros(o, n, dtype=_DTYPE),
             )
 
+    @property
+    def min_fit_transitions(self) -> int:
+        """The GP input size ``D`` (observation features + action): fewer points cannot fit
+        its hyperparameters."""
+        return self.input_dim
+
     def _set_exact(self, x: Tensor, y: Tensor) -> None:
         self._kind = "exact"
         self.train_x, self.train_y = x, y
