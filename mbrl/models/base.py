@@ -32,6 +32,19 @@ GAUSSIAN_BELIEF = "gaussian_belief"
 """Capability: ``propagate(state: GaussianState, action (M, A), method) -> (next GaussianState,
 cov[s, s'] (M, O, O))`` pushes Gaussian beliefs through the dynamics (GP-MPC)."""
 
+
+def require_gaussian_belief(model: object, planner: str) -> None:
+    """Raise ``TypeError`` unless ``model`` is a :class:`DynamicsModel` declaring
+    :data:`GAUSSIAN_BELIEF` (the belief-propagating planners: GP-MPC, PILCO)."""
+    caps = model.capabilities if isinstance(model, DynamicsModel) else frozenset()
+    if GAUSSIAN_BELIEF not in caps:
+        raise TypeError(
+            f"{planner} needs a model with Gaussian belief propagation (the "
+            f"{GAUSSIAN_BELIEF!r} capability, e.g. --model gp); {type(model).__name__} has "
+            f"{sorted(caps)}"
+        )
+
+
 EXPECTATION = "expectation"
 """The propagation mode every model supports: the mean prediction (deterministic; for
 ensembles the member mean, for GPs the posterior mean)."""

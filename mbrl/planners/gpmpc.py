@@ -60,16 +60,15 @@ import scipy.optimize
 import torch
 from torch import Tensor
 
-from mbrl.models.base import GAUSSIAN_BELIEF, DynamicsModel
+from mbrl.models.base import DynamicsModel, require_gaussian_belief
 from mbrl.models.gp.belief import EXPECTATIONS, BeliefDynamics
 from mbrl.models.gp.moments import GaussianState
 from mbrl.planners.base import Planner, as_obs_tensor
 from mbrl.planners.deadline import AnytimeConfig
 from mbrl.planners.optimizer import shift_sequences
-from mbrl.planners.registry import PlannerContext, register_planner
+from mbrl.planners.registry import bounded_planner_builder, register_planner
 from mbrl.rollout.core import simulate
 from mbrl.task_fns import RewardFn, TerminationFn
-from mbrl.util.configs import config_from_options
 from mbrl.validation import check_positive_int
 
 METHODS = ("moment_matching", "linearization", "mean")
@@ -187,12 +186,7 @@ class GPMPC(Planner):
         gamma: float = 1.0,
         generator: torch.Generator | None = None,
     ) -> None:
-        caps = model.capabilities if isinstance(model, DynamicsModel) else frozenset()
-        if GAUSSIAN_BELIEF not in caps:
-            raise TypeError(
-                f"GPMPC needs a model with Gaussian belief propagation (the {GAUSSIAN_BELIEF!r} "
-                f"capability, e.g. --model gp); {type(model).__name__} has {sorted(caps)}"
-            )
+        require_gaussian_belief(model, "GPMPC")
         check_positive_int(horizon, "horizon")
         self.config = config if config is not None else GPMPCConfig()
         if low.shape != (model.action_dim,) or high.shape != (model.action_dim,):
@@ -379,22 +373,9 @@ class _OutOfTime(Exception):
     """Raised by the L-BFGS-B callback when the plan's budget is spent."""
 
 
-def _build(ctx: PlannerContext) -> GPMPC:
-    cfg = config_from_options(GPMPCConfig, ctx.options)
-    low, high = ctx.codec.bounds(ctx.device)
-    return GPMPC(
-        ctx.model,
-        ctx.reward_fn,
-        ctx.termination_fn,
-        low.to(torch.float32),
-        high.to(torch.float32),
-        ctx.horizon,
-        cfg,
-        gamma=ctx.gamma,
-        generator=ctx.generator,
-    )
-
-
 register_planner(
-    "gpmpc", GPMPC, _build, "GP-MPC: L-BFGS-B through GP belief propagation (Kamthe & Deisenroth)"
+    "gpmpc",
+    GPMPC,
+    bounded_planner_builder(GPMPC, GPMPCConfig),
+    "GP-MPC: L-BFGS-B through GP belief propagation (Kamthe & Deisenroth)",
 )

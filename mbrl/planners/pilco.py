@@ -50,7 +50,7 @@ import scipy.optimize
 import torch
 from torch import Tensor, nn
 
-from mbrl.models.base import GAUSSIAN_BELIEF, DynamicsModel
+from mbrl.models.base import DynamicsModel, require_gaussian_belief
 from mbrl.models.checkpoint import load_checkpoint, register_checkpointable, save_checkpoint
 from mbrl.models.gp.belief import (
     BeliefDynamics,
@@ -62,10 +62,10 @@ from mbrl.models.gp.belief import (
 from mbrl.models.gp.core import GPPosterior, kernel_from_sqdist, scaled_sqdist
 from mbrl.models.gp.moments import GaussianState, moment_match_gain, sine_saturate, sine_saturation
 from mbrl.planners.base import Planner, as_obs_tensor
-from mbrl.planners.registry import PlannerContext, register_planner
+from mbrl.planners.registry import bounded_planner_builder, register_planner
 from mbrl.rollout.core import simulate
 from mbrl.task_fns import RewardFn, TerminationFn
-from mbrl.util.configs import bounded, check_config, config_from_options
+from mbrl.util.configs import bounded, check_config
 from mbrl.validation import check_positive_int
 
 _DTYPE = torch.float64
@@ -374,12 +374,7 @@ class PILCOPlanner(Planner):
         gamma: float = 1.0,
         generator: torch.Generator | None = None,
     ) -> None:
-        caps = model.capabilities if isinstance(model, DynamicsModel) else frozenset()
-        if GAUSSIAN_BELIEF not in caps:
-            raise TypeError(
-                f"PILCO needs a model with Gaussian belief propagation (the {GAUSSIAN_BELIEF!r} "
-                f"capability, e.g. --model gp); {type(model).__name__} has {sorted(caps)}"
-            )
+        require_gaussian_belief(model, "PILCO")
         if config is not None and not isinstance(config, PILCOConfig):
             raise TypeError(f"config must be a PILCOConfig, got {type(config).__name__}")
         self.config = cfg = config if config is not None else PILCOConfig()
@@ -627,26 +622,10 @@ def _plain(config: PILCOConfig) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in vars(config).items()}
 
 
-def _build(ctx: PlannerContext) -> PILCOPlanner:
-    cfg = config_from_options(PILCOConfig, ctx.options)
-    low, high = ctx.codec.bounds(ctx.device)
-    return PILCOPlanner(
-        ctx.model,
-        ctx.reward_fn,
-        ctx.termination_fn,
-        low.to(torch.float32),
-        high.to(torch.float32),
-        ctx.horizon,
-        cfg,
-        gamma=ctx.gamma,
-        generator=ctx.generator,
-    )
-
-
 register_planner(
     "pilco",
     PILCOPlanner,
-    _build,
+    bounded_planner_builder(PILCOPlanner, PILCOConfig),
     "PILCO: policy search through moment-matched GP rollouts (Deisenroth & Rasmussen)",
 )
 

@@ -94,6 +94,29 @@ def register_planner(
     _PLANNERS[name] = PlannerEntry(planner_class, builder, description)
 
 
+def bounded_planner_builder(planner_class: Callable[..., Planner], config_class: type) -> Builder:
+    """The builder of a planner constructed as ``planner_class(model, reward_fn,
+    termination_fn, low (A,), high (A,), horizon, config, gamma=, generator=)`` with
+    ``config`` a ``config_class`` read from the context's options (GP-MPC, PILCO)."""
+
+    def build(ctx: PlannerContext) -> Planner:
+        cfg = config_from_options(config_class, ctx.options)
+        low, high = ctx.codec.bounds(ctx.device)
+        return planner_class(
+            ctx.model,
+            ctx.reward_fn,
+            ctx.termination_fn,
+            low.to(torch.float32),
+            high.to(torch.float32),
+            ctx.horizon,
+            cfg,
+            gamma=ctx.gamma,
+            generator=ctx.generator,
+        )
+
+    return build
+
+
 def planner_names() -> list[str]:
     """Sorted names of registered planners (including those registered on first use)."""
     return sorted(set(_PLANNERS) | set(_LAZY_PLANNERS))
