@@ -329,7 +329,7 @@ def _read_state(path: str | os.PathLike, fmt: str, what: str) -> dict[str, Any]:
 
 def _reason(err: Exception) -> str:
     """The gist of a ``torch.load`` error in one line (the weights-only unpickler's message
-    spans paragraphs, and suggests loading with ``weights_only=False``: never do that here)."""
+    spans paragraphs, and suggests turning the weights-only check off: never do that here)."""
     text = str(err)
     found = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(\n\n|$)", text, re.S)
     lines = (found.group(1) if found else text).strip().splitlines()

@@ -17,7 +17,7 @@ An artefact is a ``torch.export`` program (``.pt2`` archive) with two extra memb
 a SHA-256 of every other member (``mbrl_sha256``). :func:`load` checks, before torch reads the
 program, that the digest matches (a damaged or edited file is refused) and that no weight,
 constant or sample input is a pickled object (``torch.export.load`` would unpickle those
-with ``weights_only=False``); the program's graph is data, not code. Inputs are checked on
+with full, code-running unpickling); the program's graph is data, not code. Inputs are checked on
 every call (shape, finite values) and raise ``ValueError`` naming the argument.
 """
 
