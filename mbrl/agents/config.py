@@ -45,7 +45,8 @@ class RunConfig:
         out: directory for metrics, summary, checkpoints and buffer, written after every
             episode (default none; see :mod:`mbrl.agents.writer`).
         seed_episodes: random-action episodes collected first (default 1); more are collected
-            while the buffer holds fewer than ``min_seed_transitions``.
+            while the buffer holds fewer than ``min_seed_transitions``. With 0, the first
+            MPC episode acts at random until it has that many, then fits and plans.
         min_seed_transitions: least number of random transitions before the first fit
             (default 20: random episodes of some envs end after a step or two); never fewer
             than the model needs to fit (``min_fit_transitions``: a GP's input size).
@@ -94,6 +95,13 @@ class RunConfig:
             The sizes chosen go into the run's ``config.json``, so a resume plans with them.
         replan_every: steps between replans, executing the plan open loop in between
             (default 1: full MPC; not supported with ``rssm``).
+        refit_every: env steps between model refits inside an MPC episode (default 0: the
+            models are fitted before each MPC episode only). With it, what an episode sees
+            is used in the same episode, and ``seed_episodes=0`` makes the first episode
+            start with random steps (until ``min_seed_transitions``) and plan from its first
+            fit on (:mod:`mbrl.agents.in_episode`). Each refit trains on all data so far, so
+            K should outlast a fit: about 10 for a GP, more for an ensemble. Not supported
+            with ``rssm``.
         tensorboard: directory for TensorBoard event files of the episode metrics, model
             losses and planning times (default none; needs the ``tensorboard`` extra, see
             :mod:`mbrl.agents.tensorboard`).
@@ -129,6 +137,7 @@ class RunConfig:
     plan_budget_ms: float | None = None
     auto_size_ms: float | None = 250.0
     replan_every: int = 1
+    refit_every: int = 0
     tensorboard: str | None = None
 
     def __post_init__(self) -> None:
@@ -167,6 +176,7 @@ class RunConfig:
                 f"rollout_backend must be one of {MODES}, got {self.rollout_backend!r}"
             )
         check_positive_int(self.replan_every, "replan_every")
+        check_positive_int(self.refit_every, "refit_every", minimum=0)
         check_budget_ms(self.plan_budget_ms)
         check_budget_ms(self.auto_size_ms, "auto_size_ms")
         if self.seed_episodes + self.episodes < 1:

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from mbrl.agents.describe import describe_setup
 from mbrl.agents.episode import EpisodeStats, Policy, run_episode
+from mbrl.agents.in_episode import LearningPolicy
 from mbrl.agents.plan_sizing import PLAN_SIZE_KEY, resolved_sizes
 from mbrl.agents.setup import RunSetup
 from mbrl.agents.tensorboard import TensorBoardWriter
@@ -139,7 +140,11 @@ class EpisodeOutcome:
         stats: return, steps and ending; plan_ms: mean planning time per agent step (0 for
         seed episodes); fit_seconds: time spent fitting before it (0 for seed episodes);
         plan_ms_p99: 99th percentile (nearest rank) of the episode's plan calls, ms (0 for
-        seed episodes); deadline_misses: plan calls over ``plan_budget_ms`` (0 without one).
+        seed episodes); deadline_misses: plan calls over ``plan_budget_ms`` (0 without one);
+        random_steps: steps acted at random (all of a seed episode's; those of a learning
+        episode before its first fit); refits: fits inside the episode (``refit_every``, or
+        the first fit of an episode that started without enough data). ``fit_seconds``
+        includes the refits.
     """
 
     episode: int
@@ -149,6 +154,8 @@ class EpisodeOutcome:
     fit_seconds: float
     plan_ms_p99: float = 0.0
     deadline_misses: int = 0
+    random_steps: int = 0
+    refits: int = 0
 
 
 class LoopSpecifics(ABC):
@@ -186,6 +193,11 @@ class LoopSpecifics(ABC):
     def wants_more_seed_data(self) -> bool:
         """After the last seed episode: collect one more (default False)."""
         return False
+
+    def ready_to_fit(self) -> bool:
+        """The data suffices for :meth:`fit` (default True). A non-seed episode that starts
+        without it acts at random until it does (:class:`~mbrl.agents.in_episode.LearningPolicy`)."""
+        return True
 
     @abstractmethod
     def record(self, outcome: EpisodeOutcome, fitted: Any) -> LoopRecord:
@@ -358,15 +370,30 @@ def run_loop(
                 is_seed = ep < n_seed
                 _reseed(setup, loop, ep)
                 policy, fitted, fit_s = random_policy, None, 0.0
+                learner: LearningPolicy | None = None
                 if not is_seed:
-                    begin = time.perf_counter()
-                    fitted = loop.fit(ep)
-                    fit_s = time.perf_counter() - begin
-                    fitted = loop.evaluate(fitted)
+                    ready = loop.ready_to_fit()
+                    if ready:
+                        begin = time.perf_counter()
+                        fitted = loop.fit(ep)
+                        fit_s = time.perf_counter() - begin
+                        fitted = loop.evaluate(fitted)
                     agent.reset()
                     agent.plan_seconds.clear()
                     agent.plan_stats.clear()
                     policy = agent.act
+                    if cfg.refit_every or not ready:
+                        # Learn inside the episode: random steps until a fit is possible,
+                        # then refits every refit_every steps (see mbrl.agents.in_episode).
+                        learner = LearningPolicy(
+                            agent.act,
+                            random_policy,
+                            lambda ep=ep: loop.fit(ep),
+                            loop.ready_to_fit,
+                            cfg.refit_every,
+                            fitted=ready,
+                        )
+                        policy = learner
                 stats = run_episode(
                     env,
                     policy,
@@ -377,6 +404,10 @@ def run_loop(
                     progress=f"episode {ep}" if cfg.progress else None,
                 )
                 loop.end_episode()
+                if learner is not None:
+                    fit_s += learner.fit_seconds
+                    if learner.report is not None:
+                        fitted = loop.evaluate(learner.report)
                 plan_ms = 0.0 if is_seed else 1e3 * float(np.mean(agent.plan_seconds or [0.0]))
                 kind = "seed" if is_seed else loop.kind
                 plan = None if is_seed else agent.plan_stats.summary()
@@ -388,6 +419,8 @@ def run_loop(
                     fit_s,
                     0.0 if plan is None else float(plan["plan_ms_p99"] or 0.0),
                     0 if plan is None else int(plan["deadline_misses"] or 0),
+                    stats.steps if is_seed else (learner.random_steps if learner else 0),
+                    learner.refits if learner else 0,
                 )
                 rec = loop.record(outcome, fitted)
                 records.append(rec)

@@ -72,7 +72,10 @@ class EpisodeRecord(LoopRecord):
         score of the model used; env_steps: total env steps so far; fit_seconds: training time
         before the episode; terminated / truncated: how it ended; plan_ms_p99: 99th
         percentile of the episode's plan calls (ms, 0 for seed episodes); deadline_misses:
-        plan calls over the run's ``plan_budget_ms``.
+        plan calls over the run's ``plan_budget_ms``; random_steps: steps acted at random
+        (every step of a seed episode; the first steps of an episode that began without
+        enough data to fit); refits: model fits inside the episode (``refit_every``).
+        ``fit_seconds`` includes them.
     """
 
     episode: int
@@ -87,10 +90,15 @@ class EpisodeRecord(LoopRecord):
     truncated: bool
     plan_ms_p99: float = 0.0
     deadline_misses: int = 0
+    random_steps: int = 0
+    refits: int = 0
 
     def log_detail(self) -> str:
-        """The held-out loss of the model used."""
-        return f"val_loss {self.model_val_loss:8.4f}"
+        """The held-out loss of the model used (and the in-episode learning, if any)."""
+        detail = f"val_loss {self.model_val_loss:8.4f}"
+        if self.kind != "seed" and (self.random_steps or self.refits):
+            detail += f"  random {self.random_steps:3d}  refits {self.refits:3d}"
+        return detail
 
 
 @dataclass
@@ -150,10 +158,13 @@ class _StateLoop(LoopSpecifics):
         return report
 
     def wants_more_seed_data(self) -> bool:
+        return not self.ready_to_fit()
+
+    def ready_to_fit(self) -> bool:
         # A model that cannot fit fewer points (a GP: its input size) gets them, so a small
         # min_seed_transitions never ends a run at its first fit.
         least = max(self.setup.config.min_seed_transitions, self.setup.model.min_fit_transitions)
-        return len(self.buffer) < least
+        return len(self.buffer) >= least
 
     def record(self, outcome: EpisodeOutcome, fitted: FitReport | None) -> EpisodeRecord:
         stats = outcome.stats
@@ -170,6 +181,8 @@ class _StateLoop(LoopSpecifics):
             stats.truncated,
             outcome.plan_ms_p99,
             outcome.deadline_misses,
+            outcome.random_steps,
+            outcome.refits,
         )
 
     def collected(self) -> Collected | None:

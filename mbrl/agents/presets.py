@@ -81,12 +81,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model_options": {"gp": {"mean": "linear", "mean_robust": True}},
     },
     # The spill state is two (amplitude, phase) phasors: learnt as Cartesian vectors, where
-    # the correction adds linearly to the ripple and a cancelled ripple has no wild phase.
+    # the correction adds linearly to the ripple and a cancelled ripple has no wild phase
+    # (the GP's beliefs then live in those Cartesian coordinates, see GPDynamics.propagate).
     "mbrl/SpillControl-v0": {
         "horizon": 8,
         "model_options": {
             "ensemble": {"num_layers": 3, "phasor_dims": ((0, 1), (2, 3))},
             "mlp": {"phasor_dims": ((0, 1), (2, 3))},
+            "gp": {"phasor_dims": ((0, 1), (2, 3))},
         },
         "planner_options": _LIGHT_CEM,
     },

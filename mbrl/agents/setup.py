@@ -479,6 +479,11 @@ def _build_planet(cfg: RunConfig, where: _Where) -> RunSetup:
             f"--model {LATENT_MODEL}: the belief agent filters every observation and replans "
             "at every step"
         )
+    if cfg.refit_every:
+        raise ValueError(
+            f"refit_every={cfg.refit_every} (--refit-every) is not supported with --model "
+            f"{LATENT_MODEL}: the PlaNet loop trains between episodes on sampled sequences"
+        )
     obs_shape, obs_dtype = obs_spec(info.observation_space)
     entry = planner_entry(pcfg.planner)
     entry.planner_class.check_action_space(codec)

@@ -64,7 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seed-episodes",
         type=int,
-        help=f"random episodes first (default: env preset or {defaults.seed_episodes})",
+        help="random episodes first; 0: the first MPC episode starts with random steps "
+        f"until --min-seed-transitions (default: env preset or {defaults.seed_episodes})",
     )
     p.add_argument(
         "--min-seed-transitions",
@@ -162,6 +163,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"{defaults.replan_every})",
     )
     p.add_argument(
+        "--refit-every",
+        type=int,
+        metavar="K",
+        help="refit the models every K env steps inside each MPC episode, on all data so far "
+        "(default 0: before each MPC episode only); with --seed-episodes 0 the first episode "
+        "starts with random steps until --min-seed-transitions, then plans",
+    )
+    p.add_argument(
         "--planner-opt",
         action="append",
         metavar="KEY=VALUE",
@@ -239,6 +248,7 @@ _FLAGS: dict[str, _Flag] = {
     "plan_budget_ms": _Flag("--plan-budget-ms", "plan_budget_ms"),
     "auto_size_ms": _Flag("--auto-size-ms", "auto_size_ms", lambda v: v or None),
     "replan_every": _Flag("--replan-every", "replan_every"),
+    "refit_every": _Flag("--refit-every", "refit_every"),
     "planner_options": _Flag(
         "--planner-opt", "planner_opt", lambda v: parse_key_values(v, "--planner-opt")
     ),

@@ -27,6 +27,17 @@ def _log_positive() -> gpytorch.constraints.Positive:
     return gpytorch.constraints.Positive(transform=torch.exp, inv_transform=torch.log)
 
 
+PRIOR: dict[str, tuple[float, float]] = {
+    "covar.base_kernel.raw_lengthscale": (math.log(3.0), 1.5),
+    "covar.raw_outputscale": (0.0, 2.0),
+    "likelihood.noise_covar.raw_noise": (math.log(1e-2), 3.0),
+}
+"""``(mean, standard deviation)`` of the normal prior on each log-hyperparameter (normalised
+units; see :meth:`GPHyperparameters.neg_log_prior`): lengthscales around 3 input standard
+deviations (within a factor ``e^3 = 20`` of it at two standard deviations), signal variance
+around the targets' variance, noise variance around 1e-2 of it."""
+
+
 class GPHyperparameters(nn.Module):
     """Kernel and likelihood of ``O`` independent GPs over ``D`` inputs (gpytorch modules).
 
@@ -91,6 +102,23 @@ class GPHyperparameters(nn.Module):
         self.covar.outputscale = torch.ones(num_outputs)
         self.likelihood.noise = torch.full((num_outputs, 1), 1e-2)
         self.project()
+
+    def neg_log_prior(self) -> Tensor:
+        """Minus the log density (up to a constant) of the weak hyperparameter prior, a scalar.
+
+        Independent normals on the log-hyperparameters in normalised units (:data:`PRIOR`).
+        A few points leave directions of the marginal likelihood flat (an input that barely
+        varies, a signal the noise could explain); the prior makes them curved, so a fit on 10-30 points converges to a
+        moderate value instead of running along the flat direction to a bound.
+        """
+        params = dict(self.named_parameters())
+        return sum(
+            (
+                0.5 * ((params[name] - loc) / scale).square().sum()
+                for name, (loc, scale) in PRIOR.items()
+            ),
+            params["covar.raw_outputscale"].new_zeros(()),
+        )
 
     def named_bounded_parameters(self) -> list[tuple[nn.Parameter, float, float]]:
         """``(parameter, log_min, log_max)`` of every trainable raw (log) hyperparameter."""
@@ -282,9 +310,17 @@ def minimize_hyperparameters(
 
 
 def fit_exact_hyperparameters(
-    x: Tensor, y: Tensor, hyper: GPHyperparameters, max_iter: int = 200, gtol: float = 1e-5
+    x: Tensor,
+    y: Tensor,
+    hyper: GPHyperparameters,
+    max_iter: int = 200,
+    gtol: float = 1e-5,
+    prior: bool = False,
 ) -> HyperFitResult:
     """Maximise the exact marginal likelihood of ``x (N, D)``, ``y (O, N)`` over ``hyper``'s parameters.
+
+    With ``prior``, the posterior density instead (MAP: the marginal likelihood times
+    :meth:`GPHyperparameters.neg_log_prior`'s prior), whose pull fades as ``N`` grows.
 
     L-BFGS-B (scipy, :func:`minimize_hyperparameters`) over the log-hyperparameters within
     their bounds, gradients by torch autograd, Cholesky-based likelihood
@@ -302,11 +338,16 @@ def fit_exact_hyperparameters(
     mll = gpytorch.mlls.ExactMarginalLogLikelihood(hyper.likelihood, model)
     inputs = model.train_inputs[0]
 
-    def loss() -> Tensor:
-        with gpytorch.settings.max_cholesky_size(x.shape[0] + 1):
-            return -mll(model(inputs), y).sum()
+    n = x.shape[0]
 
-    return minimize_hyperparameters(hyper, loss, max_iter, gtol, "marginal likelihood")
+    def loss() -> Tensor:
+        # gpytorch's marginal likelihood is per data point: the prior is scaled alike.
+        with gpytorch.settings.max_cholesky_size(n + 1):
+            value = -mll(model(inputs), y).sum()
+        return value + hyper.neg_log_prior() / n if prior else value
+
+    what = "posterior density" if prior else "marginal likelihood"
+    return minimize_hyperparameters(hyper, loss, max_iter, gtol, what)
 
 
 def add_points_exact(

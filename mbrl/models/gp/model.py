@@ -200,6 +200,14 @@ class GPConfig:
             see each as ``(sin, cos)`` inputs and learn its wrapped delta; predictions are
             wrapped back. Moment matching propagates beliefs through the ``(sin, cos)``
             features exactly (trigonometric moments, as PILCO).
+        hyper_prior: fit the exact GP's hyperparameters to their posterior density under a
+            weak log-normal prior (default True; :data:`~mbrl.models.gp.exact.PRIOR`) instead
+            of the marginal likelihood alone. On 10-40 transitions the fit then always
+            converges (without it 2-3 of 5 AWAKE and spill fits on 20-40 points hit
+            ``max_iter``) in half the iterations, and the held-out log-loss is several times
+            lower (e.g. Pendulum at 10 points: 41 -> -0.5 nats per dimension; the error of
+            the mean moves within +-20 %); with hundreds of points the prior's pull fades.
+            See docs/gp.md. The sparse fits (above ``sparse_threshold``) use no prior.
         phasor_dims: ``(amplitude, phase)`` observation index pairs (default none), e.g. the
             ripple phasors of ``mbrl/SpillControl-v0``: learnt as Cartesian
             ``(A cos, A sin)`` components, where phasors add linearly and a near-zero amplitude
@@ -233,6 +241,7 @@ class GPConfig:
     mean_robust: bool = False
     angle_dims: tuple[int, ...] = ()
     phasor_dims: tuple[tuple[int, int], ...] = ()
+    hyper_prior: bool = True
 
     def __post_init__(self) -> None:
         check_kernel(self.kernel)
@@ -253,8 +262,9 @@ class GPConfig:
             and math.isfinite(self.mean_ridge)
         ):
             raise ValueError(f"mean_ridge must be a finite number >= 0, got {self.mean_ridge!r}")
-        if not isinstance(self.mean_robust, bool):
-            raise ValueError(f"mean_robust must be a bool, got {self.mean_robust!r}")
+        for name in ("mean_robust", "hyper_prior"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.propagation not in PROPAGATIONS:
             raise ValueError(f"propagation must be one of {PROPAGATIONS}, got {self.propagation!r}")
         if self.propagation == "moment_matching" and self.kernel != "rbf":
@@ -822,7 +832,9 @@ class GPDynamics(DynamicsModel):
         try:
             inducing = None
             if hyper_kind == "exact":
-                result = fit_exact_hyperparameters(x, y, hyper, iters, cfg.gtol)
+                result = fit_exact_hyperparameters(
+                    x, y, hyper, iters, cfg.gtol, prior=cfg.hyper_prior
+                )
             elif cfg.sparse_method == "collapsed":
                 result = fit_collapsed_hyperparameters(
                     x,
