@@ -3,8 +3,9 @@
 Reads ``DIR/buffer.pt``, splits it into episodes, and prints for each: the env steps so far,
 the episode length, and whether it ended in success (final RMS below the success threshold).
 Then reports the first point after which every episode succeeds with a mean length <= 3,
-counted honestly: all env steps before it, split into random seed steps and learner (MPC)
-steps, the seed episodes read from ``DIR/metrics.jsonl`` (``kind == "seed"``).
+counted honestly: all env steps before it, split into random steps and learner (MPC) steps,
+read from ``DIR/metrics.jsonl`` (seed episodes, and the ``random_steps`` an MPC episode of a
+``--seed-episodes 0`` run starts with). Only episodes without random steps count as solved.
 
 Usage: python scripts/awake_steps_to_success.py DIR [DIR ...]
 """
@@ -31,9 +32,15 @@ def episodes(path: str) -> list[tuple[int, int, bool]]:
     return out
 
 
-def first_solved_point(eps: list[tuple[int, int, bool]], max_mean_steps: float = 3.0) -> int | None:
-    """Env steps after which every episode succeeds with mean length <= ``max_mean_steps``."""
+def first_solved_point(
+    eps: list[tuple[int, int, bool]], max_mean_steps: float = 3.0, first_planned: int = 0
+) -> int | None:
+    """Env steps after which every episode succeeds with mean length <= ``max_mean_steps``;
+    only episodes from index ``first_planned`` on count (a random walk that happens to
+    steer the beam is no success of the learner)."""
     for i, (before, _, _) in enumerate(eps):
+        if i < first_planned:
+            continue
         later = eps[i:]
         if (
             all(ok for _, _, ok in later)
@@ -43,11 +50,28 @@ def first_solved_point(eps: list[tuple[int, int, bool]], max_mean_steps: float =
     return None
 
 
-def seed_steps(run_dir: str) -> int:
-    """Env steps of the random seed episodes of the run in ``run_dir`` (its metrics file)."""
+def _records(run_dir: str) -> list[dict]:
     lines = Path(run_dir, "metrics.jsonl").read_text().splitlines()
-    rows = [json.loads(line) for line in lines if line.strip()]
-    return sum(int(r["steps"]) for r in rows if r["kind"] == "seed")
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _random_steps(record: dict) -> int:
+    return int(record.get("random_steps", record["steps"] if record["kind"] == "seed" else 0))
+
+
+def first_planned_episode(run_dir: str) -> int:
+    """Index of the first episode after the last one with random steps (seed episodes, or
+    the random start of the first MPC episodes of a ``--seed-episodes 0`` run)."""
+    rows = _records(run_dir)
+    with_random = [i for i, r in enumerate(rows) if _random_steps(r) > 0]
+    return with_random[-1] + 1 if with_random else 0
+
+
+def seed_steps(run_dir: str) -> int:
+    """Random env steps of the run in ``run_dir`` (its metrics file): every step of a seed
+    episode, and the random steps an MPC episode starts with when the run had no seed
+    episodes (``--seed-episodes 0``; the ``random_steps`` of its records)."""
+    return sum(_random_steps(r) for r in _records(run_dir))
 
 
 def main(dirs: list[str]) -> None:
@@ -56,7 +80,7 @@ def main(dirs: list[str]) -> None:
         eps = episodes(f"{d}/buffer.pt")
         print(f"== {d}: {len(eps)} episodes, {sum(n for _, n, _ in eps)} env steps")
         print("  ".join(f"{b}:{n}{'' if ok else 'x'}" for b, n, ok in eps))
-        point = first_solved_point(eps)
+        point = first_solved_point(eps, first_planned=first_planned_episode(d))
         if point is None:
             print("never solved")
         else:

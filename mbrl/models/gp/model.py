@@ -207,7 +207,7 @@ class GPConfig:
             ``max_iter``) in half the iterations, and the held-out log-loss is several times
             lower (e.g. Pendulum at 10 points: 41 -> -0.5 nats per dimension; the error of
             the mean moves within +-20 %); with hundreds of points the prior's pull fades.
-            See docs/gp.md. The sparse fits (above ``sparse_threshold``) use no prior.
+            See docs/benchmarks.md. The sparse fits (above ``sparse_threshold``) use no prior.
         phasor_dims: ``(amplitude, phase)`` observation index pairs (default none), e.g. the
             ripple phasors of ``mbrl/SpillControl-v0``: learnt as Cartesian
             ``(A cos, A sin)`` components, where phasors add linearly and a near-zero amplitude
