@@ -163,7 +163,10 @@ class _StateLoop(LoopSpecifics):
     def ready_to_fit(self) -> bool:
         # A model that cannot fit fewer points (a GP: its input size) gets them, so a small
         # min_seed_transitions never ends a run at its first fit.
-        least = max(self.setup.config.min_seed_transitions, self.setup.model.min_fit_transitions)
+        needs = self.setup.model.min_fit_transitions
+        if needs == 0:  # a known model: nothing to learn, plan from the first step
+            return True
+        least = max(self.setup.config.min_seed_transitions, needs)
         return len(self.buffer) >= least
 
     def record(self, outcome: EpisodeOutcome, fitted: FitReport | None) -> EpisodeRecord:

@@ -42,6 +42,11 @@ class KnownModel(DynamicsModel):
             raise TypeError(f"config must be a {cls.__name__}, got {type(config).__name__}")
         self.config = config if config is not None else cls()
 
+    @property
+    def min_fit_transitions(self) -> int:
+        """0: the known dynamics need no data (a run plans from its first step)."""
+        return 0
+
     def init_kwargs(self) -> dict:
         """Constructor arguments (for checkpoints)."""
         return {"config": self.config}
