@@ -96,7 +96,9 @@ def table(runs: list[Run], threshold: float) -> list[str]:
         i = r.first_ok(threshold)
         at_end = None if i is None else r.episodes[i].env_steps
         before = None if i is None else r.episodes[i].env_steps - r.episodes[i].steps
-        random = sum(e.random_steps for e in r.episodes[: (i if i is not None else -1) + 1])
+        # Random steps up to the episode that reached the threshold (all of them if none did).
+        upto = r.episodes if i is None else r.episodes[: i + 1]
+        random = sum(e.random_steps for e in upto)
         by_method[r.method].append(at_end)
         returns = " ".join(f"{e.episode_return:.0f}" for e in r.episodes)
         out.append(

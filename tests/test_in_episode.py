@@ -114,3 +114,72 @@ def test_without_refits_a_seed_free_run_fits_once_when_the_data_suffices():
 def test_refit_every_is_refused_for_the_planet_loop():
     with pytest.raises(ValueError, match="refit_every=5 .*--refit-every.* not supported"):
         run(RunConfig(model="rssm", refit_every=5, progress=False))
+
+
+def test_conditioning_runs_on_every_plan_step_that_is_not_a_refit():
+    c = _Counter(ready_after=2)
+    taken: list[int] = []
+
+    def condition() -> int:
+        c.log.append("cond")
+        taken.append(c.data)
+        return 1
+
+    policy = LearningPolicy(
+        c.plan, c.explore, c.refit, c.ready, every=3, fitted=False, condition=condition
+    )
+    _drive(policy, c, 8)
+    assert c.log == (
+        ["random"] * 2
+        + ["fit", "plan", "cond", "plan", "cond", "plan"]
+        + ["fit", "plan", "cond", "plan", "cond", "plan"]
+    )
+    assert taken == [3, 4, 6, 7] and policy.conditioned == 4 and policy.refits == 2
+
+
+def test_a_conditioned_gp_holds_every_transition_before_each_plan():
+    cfg = RunConfig(**GP_TINY, min_seed_transitions=8, condition_steps=True)
+    result = run(cfg)
+    (rec,) = result.records
+    # One fit on 8 random steps; then each of the 16 later plans first conditions on the
+    # step before it, so the GP's posterior holds 24 of the 25 transitions (the last one
+    # came after the last plan) though its hyperparameters were learned once.
+    assert (rec.random_steps, rec.refits) == (8, 1)
+    assert result.model.num_data == 24
+    again = run(cfg)
+    assert again.records[0].episode_return == rec.episode_return
+
+
+def test_the_loop_conditions_on_exactly_the_transitions_since_its_last_fit():
+    import copy
+
+    import torch
+
+    from mbrl.agents import build_run
+    from mbrl.agents.loop import _StateLoop
+
+    setup = build_run(RunConfig(**GP_TINY, min_seed_transitions=8, condition_steps=True))
+    loop = _StateLoop(setup)
+    gen = np.random.default_rng(0)
+    for _ in range(14):
+        o, a, o2 = gen.normal(size=3), gen.uniform(-2, 2, size=1), gen.normal(size=3)
+        loop.buffer.add(o, a, 0.0, o2, False, False)
+        if len(loop.buffer) == 8:
+            loop.fit(0)
+            by_hand = copy.deepcopy(setup.model)
+    assert loop.condition() == 6 and loop.condition() == 0
+    assert setup.model.num_data == 14
+    data = loop.buffer.all()
+    by_hand.add_data(data.obs[8:], data.action[8:], data.next_obs[8:])
+    x, u = torch.randn(5, 3), torch.rand(5, 1) * 4 - 2
+    for got, want in zip(setup.model.predict(x, u), by_hand.predict(x, u), strict=True):
+        torch.testing.assert_close(got, want)
+    loop.fit(0)  # a refit takes everything: nothing is left to condition on
+    assert loop.condition() == 0
+
+
+def test_conditioning_is_refused_for_a_model_without_a_cheap_update():
+    with pytest.raises(ValueError, match="--condition-steps.*'conditioning' capability"):
+        run(RunConfig(**{**GP_TINY, "model": "ensemble"}, condition_steps=True))
+    with pytest.raises(TypeError, match="condition_steps must be a bool"):
+        RunConfig(condition_steps=1)

@@ -102,6 +102,12 @@ class RunConfig:
             fit on (:mod:`mbrl.agents.in_episode`). Each refit trains on all data so far, so
             K should outlast a fit: about 10 for a GP, more for an ensemble. Not supported
             with ``rssm``.
+        condition_steps: between fits, condition the dynamics on every new transition before
+            each plan of an MPC episode (default False). Only for models with the
+            ``conditioning`` capability (a GP: the point enters the posterior, the
+            hyperparameters stay; ``O(N^2)`` per step against a fit's ``O(N^3)`` per
+            iteration), so ``refit_every`` can re-learn hyperparameters rarely while every
+            plan sees all data.
         tensorboard: directory for TensorBoard event files of the episode metrics, model
             losses and planning times (default none; needs the ``tensorboard`` extra, see
             :mod:`mbrl.agents.tensorboard`).
@@ -138,6 +144,7 @@ class RunConfig:
     auto_size_ms: float | None = 250.0
     replan_every: int = 1
     refit_every: int = 0
+    condition_steps: bool = False
     tensorboard: str | None = None
 
     def __post_init__(self) -> None:
@@ -177,6 +184,8 @@ class RunConfig:
             )
         check_positive_int(self.replan_every, "replan_every")
         check_positive_int(self.refit_every, "refit_every", minimum=0)
+        if not isinstance(self.condition_steps, bool):
+            raise TypeError(f"condition_steps must be a bool, got {self.condition_steps!r}")
         check_budget_ms(self.plan_budget_ms)
         check_budget_ms(self.auto_size_ms, "auto_size_ms")
         if self.seed_episodes + self.episodes < 1:

@@ -199,6 +199,12 @@ class LoopSpecifics(ABC):
         without it acts at random until it does (:class:`~mbrl.agents.in_episode.LearningPolicy`)."""
         return True
 
+    def condition(self) -> int:
+        """Condition the fitted dynamics on the transitions collected since the last fit or
+        condition, without refitting (``RunConfig.condition_steps``); returns how many it
+        took (default 0: the loop has no cheap update)."""
+        return 0
+
     @abstractmethod
     def record(self, outcome: EpisodeOutcome, fitted: Any) -> LoopRecord:
         """The record of a finished episode (``fitted``: what :meth:`fit` / :meth:`evaluate`
@@ -382,9 +388,10 @@ def run_loop(
                     agent.plan_seconds.clear()
                     agent.plan_stats.clear()
                     policy = agent.act
-                    if cfg.refit_every or not ready:
+                    if cfg.refit_every or cfg.condition_steps or not ready:
                         # Learn inside the episode: random steps until a fit is possible,
-                        # then refits every refit_every steps (see mbrl.agents.in_episode).
+                        # then refits every refit_every steps and, with condition_steps, a
+                        # posterior update on every step between them (mbrl.agents.in_episode).
                         learner = LearningPolicy(
                             agent.act,
                             random_policy,
@@ -392,6 +399,7 @@ def run_loop(
                             loop.ready_to_fit,
                             cfg.refit_every,
                             fitted=ready,
+                            condition=loop.condition if cfg.condition_steps else None,
                         )
                         policy = learner
                 stats = run_episode(

@@ -146,9 +146,11 @@ class _StateLoop(LoopSpecifics):
         obs_dim = observation_dim(setup.env_info.observation_space)
         self.buffer = TransitionBuffer(obs_dim, setup.codec.dim, capacity=1_000_000)
         self.sink = self.buffer
+        self._seen_by_model = 0  # buffer.total_added when the dynamics last saw the data
 
     def fit(self, episode: int) -> FitReport:
         cfg, gen = self.setup.config, self.setup.generator
+        self._seen_by_model = self.buffer.total_added
         report = fit(
             self.setup.model, self.buffer, dataclasses.replace(cfg.fit, progress=cfg.progress), gen
         )
@@ -156,6 +158,16 @@ class _StateLoop(LoopSpecifics):
             self.parts.task_models.fit(self.buffer, cfg.fit, gen)
         self.parts.aids.fit(self.buffer, cfg.fit, gen)
         return report
+
+    def condition(self) -> int:
+        new = min(self.buffer.total_added - self._seen_by_model, len(self.buffer))
+        if not self.setup.config.condition_steps or new <= 0:
+            return 0
+        data = self.buffer.all()
+        rows = slice(len(self.buffer) - new, None)
+        self.setup.model.add_data(data.obs[rows], data.action[rows], data.next_obs[rows])
+        self._seen_by_model = self.buffer.total_added
+        return new
 
     def wants_more_seed_data(self) -> bool:
         return not self.ready_to_fit()

@@ -47,6 +47,7 @@ from mbrl.agents.planet_config import (
 from mbrl.agents.presets import apply_preset
 from mbrl.agents.space_defaults import planner_for_actions
 from mbrl.envs.observation_wrappers import ActionRepeat
+from mbrl.models.base import CONDITIONING
 from mbrl.models.registry import build_model, model_names
 from mbrl.models.rssm.latent import LatentDynamics, LatentReward
 from mbrl.models.rssm.model import RSSM
@@ -377,6 +378,12 @@ def _build_state(cfg: RunConfig, where: _Where) -> RunSetup:
         seed_everything(cfg.seed)
     gen = make_generator(cfg.seed, device)
     model = build_model(cfg.model, obs_dim, codec.dim, cfg.model_options, info.env_id).to(device)
+    if cfg.condition_steps and CONDITIONING not in model.capabilities:
+        raise ValueError(
+            f"condition_steps=True (--condition-steps) needs a model with the "
+            f"{CONDITIONING!r} capability (a cheap posterior update, e.g. --model gp); "
+            f"--model {cfg.model} has {sorted(model.capabilities)}"
+        )
     dtype = where.dtype(cfg)
     cfg = dataclasses.replace(cfg, compute_dtype=dtype.dtype)
     if hasattr(model, "set_compute_dtype"):
@@ -479,9 +486,14 @@ def _build_planet(cfg: RunConfig, where: _Where) -> RunSetup:
             f"--model {LATENT_MODEL}: the belief agent filters every observation and replans "
             "at every step"
         )
-    if cfg.refit_every:
+    if cfg.refit_every or cfg.condition_steps:
+        what = (
+            f"refit_every={cfg.refit_every} (--refit-every)"
+            if cfg.refit_every
+            else "condition_steps=True (--condition-steps)"
+        )
         raise ValueError(
-            f"refit_every={cfg.refit_every} (--refit-every) is not supported with --model "
+            f"{what} is not supported with --model "
             f"{LATENT_MODEL}: the PlaNet loop trains between episodes on sampled sequences"
         )
     obs_shape, obs_dtype = obs_spec(info.observation_space)

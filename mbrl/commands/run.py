@@ -171,6 +171,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "starts with random steps until --min-seed-transitions, then plans",
     )
     p.add_argument(
+        "--condition-steps",
+        action="store_true",
+        default=None,
+        help="between fits, condition the model on every new transition before each plan "
+        "(a GP's posterior update, hyperparameters kept; needs --model gp); with "
+        "--refit-every K the hyperparameters are re-learned every K steps",
+    )
+    p.add_argument(
         "--planner-opt",
         action="append",
         metavar="KEY=VALUE",
@@ -249,6 +257,7 @@ _FLAGS: dict[str, _Flag] = {
     "auto_size_ms": _Flag("--auto-size-ms", "auto_size_ms", lambda v: v or None),
     "replan_every": _Flag("--replan-every", "replan_every"),
     "refit_every": _Flag("--refit-every", "refit_every"),
+    "condition_steps": _Flag("--condition-steps", "condition_steps"),
     "planner_options": _Flag(
         "--planner-opt", "planner_opt", lambda v: parse_key_values(v, "--planner-opt")
     ),

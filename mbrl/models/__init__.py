@@ -5,6 +5,7 @@ the row-layout convention shared with the rollout engine and planners.
 """
 
 from mbrl.models.base import (
+    CONDITIONING,
     DETERMINISTIC,
     DIFFERENTIABLE,
     ENSEMBLE,
@@ -45,6 +46,7 @@ from mbrl.models.value_model import LearnedValue, fit_value
 
 __all__ = [
     "DETERMINISTIC",
+    "CONDITIONING",
     "ENSEMBLE",
     "EXPECTATION",
     "GAUSSIAN_BELIEF",

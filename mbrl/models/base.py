@@ -31,6 +31,10 @@ prediction) and ``member_disagreement(obs (B, O), action (B, A)) -> (B,)`` (MOPO
 GAUSSIAN_BELIEF = "gaussian_belief"
 """Capability: ``propagate(state: GaussianState, action (M, A), method) -> (next GaussianState,
 cov[s, s'] (M, O, O))`` pushes Gaussian beliefs through the dynamics (GP-MPC)."""
+CONDITIONING = "conditioning"
+"""Capability: ``add_data(obs (k, O), action (k, A), next_obs (k, O))`` conditions the fitted
+model on new transitions without refitting it (a GP's posterior update with its
+hyperparameters kept), cheaply enough to run after every env step."""
 
 
 def require_gaussian_belief(model: object, planner: str) -> None:

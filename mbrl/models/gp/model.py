@@ -69,6 +69,7 @@ from torch import Tensor
 
 from mbrl.data.buffer import TransitionBatch
 from mbrl.models.base import (
+    CONDITIONING,
     DETERMINISTIC,
     DIFFERENTIABLE,
     EXPECTATION,
@@ -377,7 +378,9 @@ class GPDynamics(DynamicsModel):
         last_fit: :class:`GPFitInfo` of the last fit (``None`` before).
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({DIFFERENTIABLE, PARTICLES, GAUSSIAN_BELIEF})
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {DIFFERENTIABLE, PARTICLES, GAUSSIAN_BELIEF, CONDITIONING}
+    )
     propagations: ClassVar[tuple[str, ...]] = PROPAGATIONS
 
     def __init__(
@@ -587,10 +590,11 @@ class GPDynamics(DynamicsModel):
         return self.config.propagation
 
     def capabilities_with(self, propagation: str) -> frozenset[str]:
-        """``sample`` draws particles; the other modes are deterministic."""
+        """``sample`` draws particles; the other modes are deterministic. Every mode
+        conditions on new data cheaply (:meth:`add_data`)."""
         if propagation == "sample":
-            return frozenset({DIFFERENTIABLE, PARTICLES, GAUSSIAN_BELIEF})
-        return frozenset({DIFFERENTIABLE, DETERMINISTIC, GAUSSIAN_BELIEF})
+            return frozenset({DIFFERENTIABLE, PARTICLES, GAUSSIAN_BELIEF, CONDITIONING})
+        return frozenset({DIFFERENTIABLE, DETERMINISTIC, GAUSSIAN_BELIEF, CONDITIONING})
 
     def initial_state(
         self, obs: Tensor, n_particles: int = 1, generator: torch.Generator | None = None
