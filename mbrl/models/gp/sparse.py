@@ -298,6 +298,9 @@ def fit_collapsed_hyperparameters(
     improved = best["state"] is not best["first"]
     hyper.load_state_dict(best["state"])
     _, sf2, s2 = hyper.values()
+    # Starts that explain every output by signal more than noise: the fallback when the
+    # fitted result turns an output into mostly noise.
+    signal_starts = [start_state] if _signal_everywhere(hyper, start_state) else []
     # nothing better than the defaults found, or an output explained as mostly noise
     if init_subset > 0 and (not improved or bool((sf2 < s2).any())):
         ended = best["loss"]
@@ -305,6 +308,8 @@ def fit_collapsed_hyperparameters(
         fit_exact_hyperparameters(
             xf[:init_subset], yf[:, :init_subset], hyper, min(max_iter, 100), gtol
         )  # a starting point only: converged or not, it is scored below
+        if _signal_everywhere(hyper):
+            signal_starts.append(copy.deepcopy(hyper.state_dict()))
         if score() < ended:
             second = run()
             result = HyperFitResult(
@@ -314,4 +319,36 @@ def fit_collapsed_hyperparameters(
                 result.iterations + second.iterations,
             )
     hyper.load_state_dict(best["state"])
+    if signal_starts and not _signal_everywhere(hyper):
+        # The bound with few inducing points scores "all noise" above a near-noiseless
+        # function it cannot represent (a deterministic output, such as an actuator's own
+        # setting): keep the start that explains it, and let the posterior take the data.
+        noisy = _noise_outputs(*hyper.values()[1:])
+        hyper.load_state_dict(signal_starts[-1])
+        result = HyperFitResult(
+            True,
+            f"{result.message}; the fit explained output(s) {noisy} as "
+            "noise, so the hyperparameters of a start that did not were kept",
+            result.losses,
+            result.iterations,
+        )
     return result
+
+
+def _noise_outputs(sf2: Tensor, s2: Tensor) -> list[int]:
+    """Outputs whose signal variance ``sf2 (O,)`` is below their noise variance ``s2 (O,)``."""
+    return [int(i) for i in torch.nonzero(sf2.flatten() < s2.flatten()).flatten()]
+
+
+def _signal_everywhere(hyper: GPHyperparameters, state: dict | None = None) -> bool:
+    """Every output's signal variance is at least its noise variance (of ``state`` when
+    given; ``hyper`` is left as it was)."""
+    if state is None:
+        _, sf2, s2 = hyper.values()
+        return not _noise_outputs(sf2, s2)
+    now = copy.deepcopy(hyper.state_dict())
+    hyper.load_state_dict(state)
+    try:
+        return _signal_everywhere(hyper)
+    finally:
+        hyper.load_state_dict(now)
