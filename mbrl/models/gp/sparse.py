@@ -235,6 +235,12 @@ def fit_collapsed_hyperparameters(
     from it when it scores better. (Always starting there is worse: from so few points it can
     sit in a poorer basin than the defaults lead to.)
 
+    A result that leaves some output with less signal than noise is not kept when a start (the
+    given hyperparameters, e.g. a warm start, or that exact fit) explained every output by
+    signal: the held-out score of the few-inducing-point predictive can prefer "all noise" for
+    a near-noiseless output it cannot represent, though the posterior on all inducing points
+    would fit it. The start's hyperparameters are then returned, with the message saying so.
+
     Returns:
         :class:`HyperFitResult` (``losses``: negative bound per point, per evaluation, of both
         runs; ``iterations``: their sum); ``hyper`` is updated in place.
