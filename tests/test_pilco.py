@@ -228,6 +228,32 @@ def test_plan_optimises_once_per_fit_and_then_acts_by_the_policy() -> None:
     assert planner.plan_stats.records[-1].work > 0  # the posterior changed: re-optimised
 
 
+@pytest.mark.parametrize("start", ["episodes", "current"])
+def test_start_current_optimises_from_the_observation_where_the_model_changed(
+    monkeypatch, start: str
+) -> None:
+    model = _gp(12, nonlinear=False)
+    planner = _planner(model, policy="linear", iterations=3, horizon=4, start=start)
+    seen: list[GaussianState] = []
+    original = planner.optimise
+
+    def recording(given=None):
+        seen.append(given if given is not None else planner.start_distribution())
+        return original(given)
+
+    monkeypatch.setattr(planner, "optimise", recording)
+    planner.plan(torch.tensor([1.0, 0.0]))  # the episode start
+    gen = torch.Generator().manual_seed(3)
+    s = torch.rand(5, 2, generator=gen, dtype=F64)
+    a = torch.rand(5, 1, generator=gen, dtype=F64)
+    model.add_data(s, a, s @ A_SYS.T + a @ B_SYS.T)
+    planner.plan(torch.tensor([0.2, -0.4]))  # mid-episode, after the model changed
+    assert len(seen) == 2
+    want = [1.0, 0.0] if start == "episodes" else [0.2, -0.4]
+    torch.testing.assert_close(seen[1].mean[0], torch.tensor(want, dtype=F64))
+    torch.testing.assert_close(seen[1].cov[0], 1e-4 * torch.eye(2, dtype=F64))
+
+
 def test_task_reward_by_cubature_agrees_with_the_closed_form_cost() -> None:
     model = _gp(15, nonlinear=False)
     target, weights = torch.zeros(2, dtype=F64), torch.ones(2, dtype=F64)

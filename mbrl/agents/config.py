@@ -107,7 +107,8 @@ class RunConfig:
             ``conditioning`` capability (a GP: the point enters the posterior, the
             hyperparameters stay; ``O(N^2)`` per step against a fit's ``O(N^3)`` per
             iteration), so ``refit_every`` can re-learn hyperparameters rarely while every
-            plan sees all data.
+            plan sees all data. A planner that re-optimises whenever the model changes
+            (``pilco``) then re-optimises at every step.
         tensorboard: directory for TensorBoard event files of the episode metrics, model
             losses and planning times (default none; needs the ``tensorboard`` extra, see
             :mod:`mbrl.agents.tensorboard`).

@@ -100,6 +100,12 @@ class PILCOConfig:
             (default 0.01: a point start still gets a policy that is robust to small offsets).
         max_starts: episode starts the start distribution is estimated from (the most
             recent; default 20).
+        start: the start distribution each optimisation uses: ``episodes`` (default; the
+            recorded episode starts, PILCO's episodic setting) or ``current`` (the
+            observation at which the model changed, plus ``start_std^2 I``: the policy is
+            re-optimised from where the agent is, which suits refits inside an episode and
+            envs whose starts are spread too widely for one Gaussian, e.g. Pendulum-v1's
+            uniform angle).
         init_std: standard deviation of the random initial policy weights (default 0.1:
             breaks the symmetry of a zero policy, whose gradient can vanish at an unstable
             equilibrium).
@@ -116,6 +122,7 @@ class PILCOConfig:
     start_std: float = bounded(0.01, ge=0)
     max_starts: int = bounded(20, ge=1)
     init_std: float = bounded(0.1, ge=0)
+    start: Literal["episodes", "current"] = "episodes"
 
     def __post_init__(self) -> None:
         for name in ("target", "cost_weights"):
@@ -568,7 +575,12 @@ class PILCOPlanner(Planner):
                 "PILCO needs a fitted model (call mbrl.models.fit first) or a loaded policy"
             )
         if version is not None and version is not self._optimised_for:
-            work = int(self.optimise()["iterations"])
+            start = None
+            if self.config.start == "current":
+                z = _to_model(self.model, obs.unsqueeze(0))
+                eye = torch.eye(z.shape[1], dtype=_DTYPE, device=z.device)
+                start = GaussianState(z, (self.config.start_std**2 * eye).unsqueeze(0))
+            work = int(self.optimise(start)["iterations"])
             self._optimised_for = version
         action = self.act(obs.unsqueeze(0))
         self.finish_plan(deadline, work, False)
