@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import gymnasium as gym
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import torch
 from conftest import quadratic_reward
 
+import mbrl.planners.deadline as deadline_mod
 from mbrl.agents.mpc import MPCAgent
 from mbrl.models.gp.model import GPDynamics
 from mbrl.models.known.cartpole import KnownCartPole
@@ -106,40 +106,56 @@ def test_iteration_cost_recovers_overhead_and_slope_and_inverts_them():
         IterationCost(forget=1.0)
 
 
-class _SlowObjective:
-    """Scores like a rollout whose cost grows with the candidates: 2 ms + 0.2 ms each."""
+class _FakeClock:
+    """Stands in for the ``time`` module of :mod:`mbrl.planners.deadline`: only the objective
+    advances it, so the pacing decisions do not depend on the machine's load."""
 
     def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+class _SlowObjective:
+    """Scores like a rollout whose cost grows with the candidates: 2 ms + 0.2 ms each (on
+    ``clock``)."""
+
+    def __init__(self, clock: _FakeClock) -> None:
         self.sizes: list[int] = []
+        self.clock = clock
 
     def __call__(self, cands: torch.Tensor) -> torch.Tensor:
         self.sizes.append(cands.shape[1])
-        time.sleep(0.002 + 0.0002 * cands.shape[1])
+        self.clock.now += 0.002 + 0.0002 * cands.shape[1]
         return -(cands - 0.3).square().sum((-1, -2))
 
 
 @pytest.mark.parametrize(
     ("opt_cls", "cfg_cls"), [(CEMOptimizer, CEMConfig), (MPPIOptimizer, MPPIConfig)]
 )
-def test_paced_iterations_meet_a_budget_one_iteration_would_overrun(opt_cls, cfg_cls):
-    # 100 candidates cost ~22 ms an iteration. Checking the clock between iterations only,
-    # a 35 ms budget runs two (~44 ms, a miss every call); a 12 ms budget is missed by the
+def test_paced_iterations_meet_a_budget_one_iteration_would_overrun(opt_cls, cfg_cls, monkeypatch):
+    # 100 candidates cost 22 ms an iteration. Checking the clock between iterations only,
+    # a 35 ms budget runs two (44 ms, a miss every call); a 12 ms budget is missed by the
     # first iteration alone. Paced, the second iteration is not started, and a budget below
-    # one iteration shrinks the population instead.
+    # one iteration shrinks the population instead. The objective's cost is charged to a
+    # fake clock, so the test checks the pacing, not this machine's load.
+    clock = _FakeClock()
+    monkeypatch.setattr(deadline_mod, "time", clock)
     gen = torch.Generator().manual_seed(0)
     for budget, most in ((35.0, 100), (12.0, 48)):
         cfg = cfg_cls(population=100, iterations=5, plan_budget_ms=budget)
         opt = opt_cls(cfg, torch.tensor([-1.0]), torch.tensor([1.0]), gen)
         ms = []
         for call in range(8):
-            slow = _SlowObjective()
-            start = time.perf_counter()
+            slow = _SlowObjective(clock)
+            start = clock.now
             plan = opt.optimize(slow, torch.zeros(1, 4, 1))
-            ms.append(1e3 * (time.perf_counter() - start))
+            ms.append(1e3 * (clock.now - start))
             assert plan.shape == (1, 4, 1) and bool(torch.isfinite(plan).all())
             if call > 0:  # the first call measures the cost of a full iteration
                 assert max(slow.sizes) <= most and opt.last_run.stopped_early
-        assert sorted(ms[1:])[-2] <= budget, ms  # all but the slowest paced call meet it
+        assert max(ms[1:]) <= budget, ms  # every paced call meets it
     with pytest.raises(ValueError, match="safety must lie in"):
         BudgetPacer(safety=0.0)
 
