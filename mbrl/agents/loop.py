@@ -163,9 +163,8 @@ class _StateLoop(LoopSpecifics):
         new = min(self.buffer.total_added - self._seen_by_model, len(self.buffer))
         if not self.setup.config.condition_steps or new <= 0:
             return 0
-        data = self.buffer.all()
-        rows = slice(len(self.buffer) - new, None)
-        self.setup.model.add_data(data.obs[rows], data.action[rows], data.next_obs[rows])
+        data = self.buffer.latest(new)
+        self.setup.model.add_data(data.obs, data.action, data.next_obs)
         self._seen_by_model = self.buffer.total_added
         return new
 

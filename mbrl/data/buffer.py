@@ -176,6 +176,14 @@ class TransitionBuffer:
             order = (self._ptr + torch.arange(self.capacity, device=self.device)) % self.capacity
         return self._gather(order)
 
+    def latest(self, k: int) -> TransitionBatch:
+        """The ``k`` most recently added transitions (at most ``len(self)``), oldest first, as
+        a batch of ``min(k, len(self))`` rows; reads only those rows."""
+        check_positive_int(k, "k", minimum=0)
+        k = min(k, self._size)
+        idx = (self._ptr - k + torch.arange(k, device=self.device)) % self.capacity
+        return self._gather(idx)
+
     def _gather(self, idx: Tensor) -> TransitionBatch:
         return TransitionBatch(
             self._obs[idx],
