@@ -194,3 +194,14 @@ def test_a_buffer_file_missing_keys_or_holding_code_is_refused(tmp_path):
     torch.save({**buf.state_dict(), "extra": TransitionBuffer}, tmp_path / "code.pt")
     with pytest.raises(ValueError, match="refused without running them"):
         TransitionBuffer.load(tmp_path / "code.pt")
+
+
+def test_buffer_latest_returns_the_newest_rows_oldest_first_across_the_wrap():
+    buf = TransitionBuffer(1, 1, capacity=5)
+    for i in range(7):  # rows 2..6 remain, stored wrapped around
+        buf.add(np.array([i]), np.array([0.0]), 0.0, np.array([i + 1]), False, False)
+    assert buf.latest(3).obs.flatten().tolist() == [4.0, 5.0, 6.0]
+    assert buf.latest(9).obs.flatten().tolist() == [2.0, 3.0, 4.0, 5.0, 6.0]
+    assert len(buf.latest(0)) == 0
+    with pytest.raises(ValueError, match="k"):
+        buf.latest(-1)

@@ -183,16 +183,3 @@ def test_conditioning_is_refused_for_a_model_without_a_cheap_update():
         run(RunConfig(**{**GP_TINY, "model": "ensemble"}, condition_steps=True))
     with pytest.raises(TypeError, match="condition_steps must be a bool"):
         RunConfig(condition_steps=1)
-
-
-def test_buffer_latest_returns_the_newest_rows_oldest_first_across_the_wrap():
-    from mbrl.data import TransitionBuffer
-
-    buf = TransitionBuffer(1, 1, capacity=5)
-    for i in range(7):  # rows 2..6 remain, stored wrapped around
-        buf.add(np.array([i]), np.array([0.0]), 0.0, np.array([i + 1]), False, False)
-    assert buf.latest(3).obs.flatten().tolist() == [4.0, 5.0, 6.0]
-    assert buf.latest(9).obs.flatten().tolist() == [2.0, 3.0, 4.0, 5.0, 6.0]
-    assert len(buf.latest(0)) == 0
-    with pytest.raises(ValueError, match="k"):
-        buf.latest(-1)
