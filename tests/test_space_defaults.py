@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from mbrl.agents.config import RunConfig
-from mbrl.agents.learned import TaskModels, flat_rewards
+from mbrl.agents.exploration import flat_rewards
+from mbrl.agents.learned import TaskModels
 from mbrl.agents.setup import build_run
 from mbrl.data.buffer import TransitionBuffer
 from mbrl.models.training import FitConfig

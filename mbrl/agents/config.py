@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from mbrl.agents.exploration import EXPLORE_MODES
 from mbrl.models.training import FitConfig
 from mbrl.planners.deadline import check_budget_ms
 from mbrl.rollout.compiled import MODES
@@ -109,6 +110,14 @@ class RunConfig:
             iteration), so ``refit_every`` can re-learn hyperparameters rarely while every
             plan sees all data. A planner that re-optimises whenever the model changes
             (``pilco``) then re-optimises at every step.
+        explore: whether a learned reward is planned with an exploration bonus
+            (:mod:`mbrl.agents.exploration`): ``auto`` (default) adds the ensemble members'
+            disagreement to every step while the reward in the data is sparse (the same on
+            every step that did not end an episode); ``always`` on every step; ``off``
+            never (MPC then acts at random while the reward is flat). Needs an ensemble of
+            two or more members; ``auto`` does nothing for other models or known rewards.
+        explore_weight: the bonus is ``explore_weight * reward range * tanh(disagreement)``
+            (default 1.0, > 0).
         tensorboard: directory for TensorBoard event files of the episode metrics, model
             losses and planning times (default none; needs the ``tensorboard`` extra, see
             :mod:`mbrl.agents.tensorboard`).
@@ -146,6 +155,8 @@ class RunConfig:
     replan_every: int = 1
     refit_every: int = 0
     condition_steps: bool = False
+    explore: str = "auto"
+    explore_weight: float = 1.0
     tensorboard: str | None = None
 
     def __post_init__(self) -> None:
@@ -187,6 +198,14 @@ class RunConfig:
         check_positive_int(self.refit_every, "refit_every", minimum=0)
         if not isinstance(self.condition_steps, bool):
             raise TypeError(f"condition_steps must be a bool, got {self.condition_steps!r}")
+        if self.explore not in EXPLORE_MODES:
+            raise ValueError(f"explore must be one of {EXPLORE_MODES}, got {self.explore!r}")
+        if isinstance(self.explore_weight, bool) or not isinstance(
+            self.explore_weight, int | float
+        ):
+            raise TypeError(f"explore_weight must be a number, got {self.explore_weight!r}")
+        if not self.explore_weight > 0:
+            raise ValueError(f"explore_weight must be > 0, got {self.explore_weight}")
         check_budget_ms(self.plan_budget_ms)
         check_budget_ms(self.auto_size_ms, "auto_size_ms")
         if self.seed_episodes + self.episodes < 1:

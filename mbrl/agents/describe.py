@@ -68,7 +68,14 @@ def describe_setup(setup: RunSetup) -> list[str]:
     if parts is not None and parts.task_models is not None:
         term = parts.task_models.termination
         ending = type(term).__name__ if term is not None else "none (the env never terminates)"
-        lines.append(f"reward learned (LearnedReward), termination {ending}")
+        explorer = parts.task_models.explorer
+        explore = (
+            f"; explore {explorer.mode} (disagreement bonus x {explorer.weight:g}"
+            + (" while the reward is sparse)" if explorer.mode == "auto" else ")")
+            if explorer is not None
+            else ""
+        )
+        lines.append(f"reward learned (LearnedReward), termination {ending}{explore}")
     elif parts is not None:
         lines.append("reward and termination: the env's known task functions")
     else:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 
 import torch
 
+from mbrl.agents.exploration import ExplorationReward, flat_rewards, reward_scale, sparse_reward
 from mbrl.data.buffer import TransitionBuffer
 from mbrl.models.box_termination import BoxTermination
 from mbrl.models.policy_model import LearnedPolicy, fit_policy
@@ -23,15 +24,6 @@ from mbrl.spaces import ActionCodec
 
 TERMINATION_KINDS = {"mlp": LearnedTermination, "box": BoxTermination}
 """``RunConfig.termination`` -> the learned termination model class."""
-
-
-def flat_rewards(rewards: torch.Tensor) -> bool:
-    """Whether ``rewards (N,)`` are all equal up to float32 rounding (a sparse reward never
-    reached, a constant alive bonus)."""
-    if rewards.numel() == 0:
-        return False
-    spread = float(rewards.max() - rewards.min())
-    return spread <= 1e-6 * (1.0 + float(rewards.abs().max()))
 
 
 class TaskModels:
@@ -49,24 +41,37 @@ class TaskModels:
         self.termination: LearnedTermination | BoxTermination | None = (
             TERMINATION_KINDS[termination](obs_dim, action_dim).to(device) if termination else None
         )
+        self.explorer: ExplorationReward | None = None
+        """The planner's reward when the run explores (``RunConfig.explore``); set by
+        :func:`~mbrl.agents.setup.build_run`, switched by :meth:`fit`."""
+
+    @property
+    def exploring(self) -> bool:
+        """Whether the planner currently adds the disagreement bonus."""
+        return self.explorer is not None and self.explorer.exploring
 
     def fit(self, buffer: TransitionBuffer, config: FitConfig, gen: torch.Generator) -> None:
         """Fit both to every transition in ``buffer``.
 
-        Warns (``RuntimeWarning``, once per episode fit) when every reward in ``buffer`` is
-        the same and no episode ended: then every plan scores alike and MPC acts at random
-        (sparse rewards such as Acrobot's -1 per step need known task functions or data that
-        reaches the goal).
+        When every reward in ``buffer`` is the same and no episode ended, every plan scores
+        alike under the learned reward: without an :attr:`explorer` MPC then acts at random,
+        and this warns (``RuntimeWarning``, once per fit). An explorer (``explore="auto"``)
+        is switched on for the next episode exactly when
+        :func:`~mbrl.agents.exploration.sparse_reward` holds for ``buffer``.
         """
         fit(self.reward, buffer, config, gen)
         data = buffer.all()
         seen = bool(data.terminated.any())
-        if not seen and flat_rewards(data.reward):
+        flat = not seen and flat_rewards(data.reward)
+        if self.explorer is not None:
+            self.explorer.update(sparse_reward(data), reward_scale(data.reward))
+        if flat and self.explorer is None:
             warnings.warn(
                 f"reward='learned': all {len(buffer)} rewards in the data equal "
                 f"{float(data.reward[0]):g} and no episode ended, so the planner sees no "
-                "reward signal and acts at random; pass known task functions "
-                "(register_task_fns, reward='known') or seed data that reaches the goal",
+                "reward signal and acts at random; explore with an ensemble (--model "
+                "ensemble, --explore auto), pass known task functions (register_task_fns, "
+                "reward='known') or seed data that reaches the goal",
                 RuntimeWarning,
                 stacklevel=2,
             )

@@ -75,7 +75,8 @@ class EpisodeRecord(LoopRecord):
         plan calls over the run's ``plan_budget_ms``; random_steps: steps acted at random
         (every step of a seed episode; the first steps of an episode that began without
         enough data to fit); refits: model fits inside the episode (``refit_every``).
-        ``fit_seconds`` includes them.
+        ``fit_seconds`` includes them. exploring: the planner scored steps with the
+        ensemble-disagreement bonus (``RunConfig.explore``; no reward signal in the data yet).
     """
 
     episode: int
@@ -92,12 +93,15 @@ class EpisodeRecord(LoopRecord):
     deadline_misses: int = 0
     random_steps: int = 0
     refits: int = 0
+    exploring: bool = False
 
     def log_detail(self) -> str:
         """The held-out loss of the model used (and the in-episode learning, if any)."""
         detail = f"val_loss {self.model_val_loss:8.4f}"
         if self.kind != "seed" and (self.random_steps or self.refits):
             detail += f"  random {self.random_steps:3d}  refits {self.refits:3d}"
+        if self.exploring:
+            detail += "  exploring"
         return detail
 
 
@@ -197,6 +201,9 @@ class _StateLoop(LoopSpecifics):
             outcome.deadline_misses,
             outcome.random_steps,
             outcome.refits,
+            self.parts.task_models is not None
+            and outcome.kind != "seed"
+            and self.parts.task_models.exploring,
         )
 
     def collected(self) -> Collected | None:

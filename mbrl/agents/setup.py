@@ -32,6 +32,7 @@ from mbrl.agents.backend import (
 from mbrl.agents.belief import BeliefAgent
 from mbrl.agents.config import DTYPES, RunConfig
 from mbrl.agents.env_factory import make_env, observation_layout
+from mbrl.agents.exploration import ExplorationReward, can_explore
 from mbrl.agents.learned import SearchAids, TaskModels
 from mbrl.agents.mpc import MPCAgent
 from mbrl.agents.plan_sizing import MeasureCost, size_options, size_run_planner, sizing_target_ms
@@ -47,7 +48,7 @@ from mbrl.agents.planet_config import (
 from mbrl.agents.presets import apply_preset
 from mbrl.agents.space_defaults import planner_for_actions
 from mbrl.envs.observation_wrappers import ActionRepeat
-from mbrl.models.base import CONDITIONING
+from mbrl.models.base import CONDITIONING, DynamicsModel
 from mbrl.models.registry import build_model, model_names
 from mbrl.models.rssm.latent import LatentDynamics, LatentReward
 from mbrl.models.rssm.model import RSSM
@@ -391,6 +392,11 @@ def _build_state(cfg: RunConfig, where: _Where) -> RunSetup:
     known = get_task_fns(info.env_id)
     task_models = None
     if cfg.reward == "known" and known is not None:
+        if cfg.explore == "always":
+            raise ValueError(
+                "explore='always' (--explore always) adds a bonus to a learned reward; "
+                f"{cfg.env_id} plans with its known reward: add --reward learned"
+            )
         reward_fn, term_fn = known.planner_reward, known.termination
     else:
         if cfg.reward == "known" and cfg.progress and not dry:
@@ -402,7 +408,8 @@ def _build_state(cfg: RunConfig, where: _Where) -> RunSetup:
         task_models = TaskModels(
             obs_dim, codec.dim, device, cfg.termination if learn_term else None
         )
-        reward_fn, term_fn = task_models.reward, task_models.termination
+        reward_fn = _exploring_reward(cfg, model, task_models)
+        term_fn = task_models.termination
     aids = SearchAids(
         cfg.value == "learned", cfg.policy == "learned", cfg.gamma, obs_dim, codec, device
     )
@@ -451,6 +458,24 @@ def _build_state(cfg: RunConfig, where: _Where) -> RunSetup:
     )
 
 
+def _exploring_reward(cfg: RunConfig, model: DynamicsModel, task: TaskModels) -> Callable:
+    """The planner's reward: the learned one, wrapped in an :class:`ExplorationReward` when
+    ``cfg.explore`` asks for it and the model is an ensemble that can disagree.
+
+    Raises:
+        ValueError: ``explore='always'`` with a model that cannot disagree.
+    """
+    if cfg.explore == "off" or (cfg.explore == "auto" and not can_explore(model)):
+        return task.reward
+    if not can_explore(model):
+        raise ValueError(
+            f"explore='always' (--explore always) needs an ensemble of two or more members; "
+            f"--model {cfg.model} cannot disagree"
+        )
+    task.explorer = ExplorationReward(task.reward, model, cfg.explore_weight, cfg.explore)
+    return task.explorer
+
+
 def _eager_for_terminal_value(planner: Planner, cfg: RunConfig) -> BackendChoice | None:
     """The eager backend for a sampling planner with a terminal value (the compiled rollouts
     have none); None otherwise.
@@ -495,6 +520,11 @@ def _build_planet(cfg: RunConfig, where: _Where) -> RunSetup:
         raise ValueError(
             f"{what} is not supported with --model "
             f"{LATENT_MODEL}: the PlaNet loop trains between episodes on sampled sequences"
+        )
+    if cfg.explore == "always":
+        raise ValueError(
+            f"explore='always' (--explore always) is not supported with --model "
+            f"{LATENT_MODEL}: the disagreement bonus needs an ensemble of observation models"
         )
     obs_shape, obs_dtype = obs_spec(info.observation_space)
     entry = planner_entry(pcfg.planner)

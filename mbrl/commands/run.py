@@ -179,6 +179,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--refit-every K the hyperparameters are re-learned every K steps",
     )
     p.add_argument(
+        "--explore",
+        choices=("auto", "off", "always"),
+        help="with a learned reward and an ensemble: auto adds a bonus for the members' "
+        "disagreement to each step while the reward is sparse (the same on every step that "
+        "did not end an episode, e.g. -1 until a goal), always adds it to every step, off "
+        f"never (default {defaults.explore})",
+    )
+    p.add_argument(
+        "--explore-weight",
+        type=float,
+        metavar="W",
+        help="exploration bonus weight W: a step gets W x (reward range) x tanh(disagreement) "
+        f"(default {defaults.explore_weight:g})",
+    )
+    p.add_argument(
         "--planner-opt",
         action="append",
         metavar="KEY=VALUE",
@@ -258,6 +273,8 @@ _FLAGS: dict[str, _Flag] = {
     "replan_every": _Flag("--replan-every", "replan_every"),
     "refit_every": _Flag("--refit-every", "refit_every"),
     "condition_steps": _Flag("--condition-steps", "condition_steps"),
+    "explore": _Flag("--explore", "explore"),
+    "explore_weight": _Flag("--explore-weight", "explore_weight"),
     "planner_options": _Flag(
         "--planner-opt", "planner_opt", lambda v: parse_key_values(v, "--planner-opt")
     ),

@@ -285,13 +285,22 @@ class DeltaModel(DynamicsModel):
             var = var + (logvar.exp() * std.square()).mean(0)
         return self._advance(z, mean_delta.mean(0)), var
 
-    def member_disagreement(self, obs: Tensor, action: Tensor) -> Tensor:
-        """Max over members of the distance of each member's mean from the ensemble mean: ``(B,)``."""
+    def member_disagreement(self, obs: Tensor, action: Tensor, normalised: bool = False) -> Tensor:
+        """Max over members of the distance of each member's mean from the ensemble mean: ``(B,)``.
+
+        Args:
+            obs: ``(B, O)``; action: ``(B, A)``.
+            normalised: measure the distance in the standardised delta units the members are
+                trained in (every output dimension weighs alike, whatever its scale; what an
+                exploration bonus needs on an env nobody tuned) instead of observation units
+                (MOPO's penalty).
+        """
         inp = self.input_norm.normalize(self._features(self.coords.to_model(obs), action))
         mean, _ = self._members_forward(
             inp.unsqueeze(0).expand(self.num_active, -1, -1), self.elites
         )
-        mean = self.output_norm.denormalize(mean)
+        if not normalised:
+            mean = self.output_norm.denormalize(mean)
         return (mean - mean.mean(0, keepdim=True)).norm(dim=-1).amax(0)
 
     # ------------------------------------------------------------------- training
