@@ -36,10 +36,12 @@ from mbrl.export import (
 )
 from mbrl.export import loader as loader_module
 from mbrl.export.programs import PlannerProgram
+from mbrl.export.run_dir import run_planner
 from mbrl.models.checkpoint import save_checkpoint
 from mbrl.models.known.pendulum import KnownPendulum
 from mbrl.models.policy_model import LearnedPolicy
 from mbrl.models.registry import build_model
+from mbrl.models.task_models import LearnedReward, LearnedTermination
 from mbrl.models.training import FitConfig
 from mbrl.planners.cem import CEMConfig, CEMOptimizer
 from mbrl.planners.mppi import MPPIConfig, MPPIOptimizer
@@ -382,3 +384,12 @@ def test_cpu_clock_counts_this_process_only() -> None:
     assert wall["median_ms"] >= 2.0
     with pytest.raises(ValueError, match="clock must be 'wall' or 'cpu'"):
         loader_module.time_calls(lambda: None, clock="gpu")
+
+
+def test_an_exploring_run_exports_a_planner_for_the_task_reward_alone(tmp_path: Path) -> None:
+    out = _write_run(tmp_path / "run", reward="learned", explore="always")
+    save_checkpoint(out / "reward_model.pt", LearnedReward(10, 10), {"env": AWAKE})
+    save_checkpoint(out / "termination_model.pt", LearnedTermination(10, 10), {"env": AWAKE})
+    planner = run_planner(out)
+    # The disagreement bonus is how the run gathered data, not what a deployment optimises.
+    assert type(planner.reward_fn) is LearnedReward

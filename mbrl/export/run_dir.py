@@ -157,7 +157,9 @@ def run_planner(
             "a run with --model rssm plans in a latent belief (the PlaNet loop); its planner "
             "cannot be exported (export --what policy distils one instead)"
         )
-    setup = build_run(dataclasses.replace(config, device="cpu"), dry=True, check_device=False)
+    # A deployed planner plans for the task: exploring is how the run gathered its data.
+    deployed = dataclasses.replace(config, device="cpu", explore="off")
+    setup = build_run(deployed, dry=True, check_device=False)
     load_weights(setup.model, model_file)
     parts = setup.state
     if parts is not None and parts.task_models is not None:
