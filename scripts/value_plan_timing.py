@@ -2,6 +2,7 @@
 timed interleaved in one process (so machine load hits every variant alike).
 
     OMP_NUM_THREADS=1 python scripts/value_plan_timing.py --planner cem --calls 40
+    OMP_NUM_THREADS=1 python scripts/value_plan_timing.py --model rssm --calls 40
 
 Each variant is a run set-up of ``mbrl run`` (:func:`mbrl.agents.setup.build_run`, Pendulum-v1
 with its preset: PETS ensemble of 5 x 3 x 200, 5 particles; the planner at the value
@@ -10,6 +11,10 @@ suites' sizes, :data:`SUITE_OPTIONS`) at its horizon, with
 weights, so the networks are left unfitted. Round ``i`` plans from the same random state for
 every variant, in rotating order; the script prints the median and mean ms per plan call,
 the ratio to the first variant, the model steps per action and the load average.
+
+``--model rssm`` times the PlaNet loop's latent planner instead (``mbrl/PendulumNoVel-v0``,
+:data:`RSSM_VARIANTS`: its default horizon 12 without a value against horizon 5 with the
+latent value), planning from random belief features.
 """
 
 from __future__ import annotations
@@ -32,6 +37,12 @@ VARIANTS = {
 }
 
 
+RSSM_VARIANTS = {
+    "H12 (PlaNet default)": {},
+    "H5 + value": {"horizon": 5, "gamma": 0.95, "value": "learned"},
+}
+"""``--model rssm`` variants: PlaNet's CEM 300 x 5 in latent space, as `mbrl run` builds it."""
+
 SUITE_OPTIONS = {
     "cem": {"population": 300, "iterations": 4},
     "icem": {"population": 300},
@@ -47,25 +58,35 @@ def main() -> None:
     parser.add_argument("--planner", default="cem", help="cem, icem, mppi or shooting")
     parser.add_argument("--calls", type=int, default=40, help="timed plan calls per variant")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument(
+        "--model", default="ensemble", choices=("ensemble", "rssm"), help="rssm: latent planner"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     planners = {}
-    for name, fields in VARIANTS.items():
-        cfg = RunConfig(
-            env_id="Pendulum-v1",
-            planner=args.planner,
-            planner_options=SUITE_OPTIONS.get(args.planner, {}),
-            auto_size_ms=None,
-            progress=False,
-            **fields,
-        )
+    rssm = args.model == "rssm"
+    for name, fields in (RSSM_VARIANTS if rssm else VARIANTS).items():
+        if rssm:
+            cfg = RunConfig(env_id="mbrl/PendulumNoVel-v0", model="rssm", progress=False, **fields)
+        else:
+            cfg = RunConfig(
+                env_id="Pendulum-v1",
+                planner=args.planner,
+                planner_options=SUITE_OPTIONS.get(args.planner, {}),
+                auto_size_ms=None,
+                progress=False,
+                **fields,
+            )
         setup = build_run(cfg)
         setup.env.close()
         planners[name] = setup.planner
     gen = torch.Generator().manual_seed(0)
-    theta = torch.rand(args.calls, generator=gen) * 6.283 - 3.1416
-    speed = torch.rand(args.calls, generator=gen) * 16 - 8
-    states = torch.stack([theta.cos(), theta.sin(), speed], 1)
+    if rssm:
+        states = torch.randn(args.calls, next(iter(planners.values())).model.obs_dim, generator=gen)
+    else:
+        theta = torch.rand(args.calls, generator=gen) * 6.283 - 3.1416
+        speed = torch.rand(args.calls, generator=gen) * 16 - 8
+        states = torch.stack([theta.cos(), theta.sin(), speed], 1)
     times: dict[str, list[float]] = {name: [] for name in planners}
     names = list(planners)
     for p in planners.values():  # warm-up
@@ -80,9 +101,12 @@ def main() -> None:
             times[name].append((time.perf_counter() - start) * 1e3)
     load_after = os.getloadavg()
     base = statistics.median(times[names[0]])
-    print(f"planner {args.planner}, {args.calls} calls per variant, {args.threads} thread(s)")
+    what = "rssm latent cem" if rssm else f"planner {args.planner}"
+    print(f"{what}, {args.calls} calls per variant, {args.threads} thread(s)")
     print(f"load average before {load_before[0]:.2f} after {load_after[0]:.2f}")
-    print("| variant | median ms | mean ms | ratio to H15 (median) | model steps per action |")
+    print(
+        f"| variant | median ms | mean ms | ratio to {names[0]} (median) | model steps per action |"
+    )
     print("| --- | --- | --- | --- | --- |")
     for name, planner in planners.items():
         med = statistics.median(times[name])
