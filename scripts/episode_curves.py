@@ -7,7 +7,8 @@
 
 Each ``--run LABEL=DIR`` is one line over its MPC episodes (seed episodes are left out; an
 episode the run marked ``exploring`` is drawn with a filled marker). Each ``--hline
-LABEL=VALUE`` is a dashed horizontal line (random actions, a reference controller). The
+LABEL=VALUE`` is a dashed horizontal line (random actions, a reference controller).
+``--smooth K`` draws the running mean of the last ``K`` episodes instead of each return. The
 numbers plotted are printed too.
 """
 
@@ -45,6 +46,7 @@ def main() -> None:
     parser.add_argument("--run", action="append", required=True, metavar="LABEL=DIR")
     parser.add_argument("--hline", action="append", default=[], metavar="LABEL=VALUE")
     parser.add_argument("--title", default="")
+    parser.add_argument("--smooth", type=int, default=1, metavar="K", help="running mean of K")
     parser.add_argument("--out", required=True, help="PNG path")
     args = parser.parse_args()
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -54,7 +56,10 @@ def main() -> None:
         episodes = mpc_episodes(Path(path))
         xs = list(range(1, len(episodes) + 1))
         longest = max(longest, len(xs))
-        ys = [e["return"] for e in episodes]
+        raw = [e["return"] for e in episodes]
+        k = max(1, args.smooth)
+        ys = [sum(raw[max(0, i - k + 1) : i + 1]) / len(raw[max(0, i - k + 1) : i + 1])
+              for i in range(len(raw))]  # fmt: skip
         (line,) = ax.plot(xs, ys, "-", label=label)
         explored = [(x, y) for x, y, e in zip(xs, ys, episodes, strict=True) if e.get("exploring")]
         if explored:
@@ -67,7 +72,7 @@ def main() -> None:
             label, (longest, float(value)), fontsize=8, color="grey", ha="right", va="bottom"
         )
     ax.set_xlabel("MPC episode")
-    ax.set_ylabel("return")
+    ax.set_ylabel("return" if args.smooth <= 1 else f"return, running mean of {args.smooth}")
     if args.title:
         ax.set_title(args.title)
     ax.legend(fontsize=8)
