@@ -44,7 +44,6 @@ __all__ = [
     "planner_names",
     "register_planner",
 ]
-from mbrl.planners import gpmpc as _gpmpc  # noqa: E402,F401  (registers the "gpmpc" planner)
 from mbrl.planners import ilqr as _ilqr  # noqa: E402,F401  (registers the "ilqr" planner)
 from mbrl.planners import mcts as _mcts  # noqa: E402,F401  (registers the "mcts" planner)
 from mbrl.planners.mcts import MCTS, MCTSConfig, SearchOutput  # noqa: E402

@@ -82,9 +82,10 @@ class PlannerEntry:
 
 
 _PLANNERS: dict[str, PlannerEntry] = {}
-_LAZY_PLANNERS = {"pilco": "mbrl.planners.pilco"}
+_LAZY_PLANNERS = {"gpmpc": "mbrl.planners.gpmpc", "pilco": "mbrl.planners.pilco"}
 """Planners registered by their own module, imported the first time their name is asked for
-(PILCO pulls in the GP belief machinery, which ``import mbrl.planners`` need not load)."""
+(GP-MPC and PILCO pull in scipy.optimize and the GP belief machinery, about 1 s that
+``import mbrl.planners`` need not spend)."""
 
 
 def register_planner(
