@@ -8,8 +8,9 @@
 Each ``--run LABEL=DIR`` is one line over its MPC episodes (seed episodes are left out; an
 episode the run marked ``exploring`` is drawn with a filled marker). Each ``--hline
 LABEL=VALUE`` is a dashed horizontal line (random actions, a reference controller).
-``--smooth K`` draws the running mean of the last ``K`` episodes instead of each return. The
-numbers plotted are printed too.
+``--smooth K`` draws the running mean of the last ``K`` episodes instead of each return.
+Labels that share the text before their first comma (``"PlaNet, seed 0"``, ``"PlaNet, seed
+1"``) share a colour and differ in line style. The numbers plotted are printed too.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def main() -> None:
     args = parser.parse_args()
     fig, ax = plt.subplots(figsize=(7, 4))
     longest = 1
+    colours: dict[str, str] = {}
+    members: dict[str, int] = {}
+    styles = ("-", "--", ":", "-.")
     for item in args.run:
         label, path = _pair(item, "--run")
         episodes = mpc_episodes(Path(path))
@@ -60,7 +64,11 @@ def main() -> None:
         k = max(1, args.smooth)
         ys = [sum(raw[max(0, i - k + 1) : i + 1]) / len(raw[max(0, i - k + 1) : i + 1])
               for i in range(len(raw))]  # fmt: skip
-        (line,) = ax.plot(xs, ys, "-", label=label)
+        group = label.split(",")[0]
+        colour = colours.setdefault(group, f"C{len(colours)}")
+        style = styles[members.get(group, 0) % len(styles)]
+        members[group] = members.get(group, 0) + 1
+        (line,) = ax.plot(xs, ys, style, color=colour, label=label)
         explored = [(x, y) for x, y, e in zip(xs, ys, episodes, strict=True) if e.get("exploring")]
         if explored:
             ax.plot(*zip(*explored, strict=True), "o", color=line.get_color(), ms=4)
