@@ -9,10 +9,10 @@ scores a step by the task reward plus the ensemble members' disagreement about i
 spread of their predicted next states, in the standardised units the members are trained
 in) while :func:`sparse_reward` holds for the data, so it steers towards the states the
 model knows least (a plan-time version of Plan2Explore's / MAX's novelty bonus); the bonus
-fades where the members have learned to agree. A reward that varies along an episode is
-planned for alone. ``"always"`` adds ``explore_weight * disagreement`` to every step of any
-learned reward (an optimism bonus; its scale is in the reward's units), ``"off"`` never
-does.
+fades where the members have learned to agree. The bonus is ``explore_weight * scale *
+tanh(d)`` (:class:`ExplorationReward`), ``scale`` the range of the rewards seen. A reward that
+varies along an episode is planned for alone. ``"always"`` adds the bonus to every step of
+any learned reward (an optimism bonus), ``"off"`` never does.
 
 Only ensembles of two or more members disagree; other models never explore.
 """
@@ -65,9 +65,8 @@ def reward_scale(rewards: Tensor) -> float:
     the magnitude of their one value when all are equal, or 1 when that is 0 too."""
     if rewards.numel() == 0:
         return 1.0
-    spread = float(rewards.max() - rewards.min())
-    if spread > 1e-6 * (1.0 + float(rewards.abs().max())):
-        return spread
+    if not flat_rewards(rewards):
+        return float(rewards.max() - rewards.min())
     level = abs(float(rewards[0]))
     return level if level > 0 else 1.0
 
