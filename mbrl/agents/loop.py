@@ -76,7 +76,8 @@ class EpisodeRecord(LoopRecord):
         (every step of a seed episode; the first steps of an episode that began without
         enough data to fit); refits: model fits inside the episode (``refit_every``).
         ``fit_seconds`` includes them. exploring: the planner scored steps with the
-        ensemble-disagreement bonus (``RunConfig.explore``; no reward signal in the data yet).
+        ensemble-disagreement bonus (``RunConfig.explore``; the reward in the data was sparse at
+        the latest fit).
     """
 
     episode: int
