@@ -48,7 +48,7 @@ def main() -> None:
         s = summarise(Path(path))
         print(
             f"| {label} | {s['episodes']} | {s['mean']:.0f} | {s['last10']:.0f} | "
-            f"{s['best']:.0f} | {s['plan_ms']:.0f} |"
+            f"{s['best']:.0f} | {s['plan_ms']:.{0 if s['plan_ms'] >= 10 else 2}f} |"
         )
 
 

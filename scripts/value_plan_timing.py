@@ -14,7 +14,8 @@ the ratio to the first variant, the model steps per action and the load average.
 
 ``--model rssm`` times the PlaNet loop's latent planner instead (``mbrl/PendulumNoVel-v0``,
 :data:`RSSM_VARIANTS`: its default horizon 12 without a value against horizon 5 with the
-latent value), planning from random belief features.
+latent value, and the Dreamer actor of ``--policy imagine``), planning from random belief
+features.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 
 from mbrl.agents.config import RunConfig
 from mbrl.agents.setup import build_run
+from mbrl.planners.policy import PolicyPlanner
 
 VARIANTS = {
     "H15": {"horizon": 15},
@@ -40,8 +42,10 @@ VARIANTS = {
 RSSM_VARIANTS = {
     "H12 (PlaNet default)": {},
     "H5 + value": {"horizon": 5, "gamma": 0.95, "value": "learned"},
+    "actor (Dreamer, --policy imagine)": {"policy": "imagine"},
 }
-"""``--model rssm`` variants: PlaNet's CEM 300 x 5 in latent space, as `mbrl run` builds it."""
+"""``--model rssm`` variants: PlaNet's CEM 300 x 5 in latent space, as `mbrl run` builds it,
+and the latent actor that replaces it with ``--policy imagine`` (one network call)."""
 
 SUITE_OPTIONS = {
     "cem": {"population": 300, "iterations": 4},
@@ -110,6 +114,11 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- |")
     for name, planner in planners.items():
         med = statistics.median(times[name])
+        if isinstance(planner, PolicyPlanner):
+            print(
+                f"| {name} | {med:.3f} | {statistics.fmean(times[name]):.3f} | {med / base:.4f} | 0 |"
+            )
+            continue
         steps = (
             planner.optimizer.config.candidates_per_call() * planner.n_particles * planner.horizon
         )

@@ -33,3 +33,46 @@ def test_mbpo_without_env_keeps_pendulum(monkeypatch, capsys):
     monkeypatch.setattr(dyna_command, "run_mbpo", fake_run_mbpo)
     assert cli_main(["dyna", "--steps", "10", "--quiet"]) == 0
     assert seen["env_id"] == "Pendulum-v1"
+
+
+def test_imagine_with_rssm_runs_the_planet_loop_with_the_actor(monkeypatch, capsys):
+    import mbrl.agents.loop as loop_module
+
+    seen = {}
+
+    class _Planet:
+        plan_returns = [-300.0, -100.0]
+
+    class _Result:
+        planet = _Planet()
+
+    def fake_run(cfg):
+        seen["cfg"] = cfg
+        return _Result()
+
+    monkeypatch.setattr(loop_module, "run", fake_run)
+    argv = ["dyna", "--algo", "imagine", "--model", "rssm", "--env", "mbrl/PendulumNoVel-v0"]
+    assert cli_main([*argv, "--steps", "7000", "--seed", "2", "--quiet"]) == 0
+    cfg = seen["cfg"]
+    # 7000 steps = 35 episodes of 200: the 5 random seed episodes and 30 with the actor.
+    assert (cfg.model, cfg.policy, cfg.episodes, cfg.seed) == ("rssm", "imagine", 30, 2)
+    out = capsys.readouterr().out
+    assert "--policy imagine" in out and "mean return of the last 2: -200.0" in out
+    assert cli_main([*argv, "--steps", "1000"]) == 2  # only the seed episodes
+    assert "not more than the 5 random seed episodes" in capsys.readouterr().err
+    assert cli_main(["dyna", "--algo", "mbpo", "--model", "rssm"]) == 2
+    assert "works with --algo imagine only" in capsys.readouterr().err
+
+
+def test_dyna_model_flag_reaches_mbpo(monkeypatch):
+    seen = {}
+
+    class _Result:
+        final_return = 0.0
+        seconds = 0.0
+
+    monkeypatch.setattr(
+        dyna_command, "run_mbpo", lambda cfg: seen.setdefault("cfg", cfg) and _Result()
+    )
+    assert cli_main(["dyna", "--steps", "10", "--model", "mlp", "--quiet"]) == 0
+    assert seen["cfg"].model == "mlp"

@@ -36,7 +36,7 @@ from mbrl.export import (
 )
 from mbrl.export import loader as loader_module
 from mbrl.export.programs import PlannerProgram
-from mbrl.export.run_dir import run_planner
+from mbrl.export.run_dir import run_planner, run_policy
 from mbrl.models.checkpoint import save_checkpoint
 from mbrl.models.known.pendulum import KnownPendulum
 from mbrl.models.policy_model import LearnedPolicy
@@ -270,6 +270,11 @@ def test_models_and_planners_that_cannot_be_exported(tmp_path: Path) -> None:
     save_checkpoint(rssm / "model.pt", _policy())  # any file: refused before it is read
     with pytest.raises(UnexportableError, match="rssm"):
         export_run(rssm, "planner", tmp_path / "x.pt2")
+    # A Dreamer actor reads belief features: as an obs -> action policy it would be wrong
+    # (export_run exports it with the belief filter instead, tests/test_latent_imagination.py).
+    save_checkpoint(rssm / "actor.pt", _policy())
+    with pytest.raises(UnexportableError, match="belief features"):
+        run_policy(rssm)
     mppi = SamplingPlanner(
         KnownPendulum(),
         get_task_fns("Pendulum-v1").reward,

@@ -3,6 +3,7 @@ gain on a known linear system, and the whole loop (actor saved, exportable)."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -188,6 +189,8 @@ def test_reinforce_objective_for_models_without_gradients() -> None:
 def test_config_errors() -> None:
     with pytest.raises(ValueError, match="actor_grad must be one of"):
         ImaginationConfig(actor_grad="magic")
+    with pytest.raises(ValueError, match="eval_every needs eval_episodes"):
+        ImagineLoopConfig(eval_every=100, eval_episodes=0)
     with pytest.raises(ValueError, match=r"seed_steps \(500\) must be below total_steps"):
         ImagineLoopConfig(total_steps=500)
     with pytest.raises(TypeError, match="needs a Box action space"):
@@ -207,10 +210,16 @@ def test_loop_reports_real_returns_and_saves_an_exportable_actor(tmp_path) -> No
             fit=FitConfig(max_steps=40, eval_every=20),
             imagination=ImaginationConfig(horizon=5, batch_size=32, hidden_size=32),
             eval_episodes=1,
+            eval_every=200,
             out=str(out),
             progress=False,
         ),
     )
+    # Evaluations after the first actor round and at the end; the last is the final one.
+    assert [e["env_steps"] for e in result.evals] == [400, 600]
+    assert result.evals[-1]["mean_return"] == pytest.approx(result.final_return)
+    assert all(e["episodes"] == 1 for e in result.evals)
+    assert json.loads((out / "summary.json").read_text())["evals"] == result.evals
     assert [e["kind"] for e in result.episodes] == ["seed", "actor", "actor"]
     assert [e["env_steps"] for e in result.episodes] == [200, 400, 600]
     assert all(-2000 < r <= 0 for r in result.returns)

@@ -19,6 +19,10 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 """Accepted ``compute_dtype`` names and their torch dtypes."""
 
 
+POLICIES = ("none", "learned", "imagine")
+"""``RunConfig.policy`` values (see its docstring)."""
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Settings of one model-based run (what ``mbrl run`` builds from its flags).
@@ -59,7 +63,10 @@ class RunConfig:
         policy: ``none`` (default) or ``learned``: fit a policy to the agent's own actions
             (:mod:`mbrl.models.policy_model`) after every episode and let the planner draw
             its rollouts' actions from it instead of uniformly at random. Needs a planner
-            that accepts one (``mcts``).
+            that accepts one (``mcts``). ``imagine`` (``model="rssm"`` only; Dreamer): an
+            actor-critic trained in the RSSM's latent imagination after every training phase
+            acts instead of the planner (:mod:`mbrl.imagination.latent`); ``horizon`` is
+            its imagination horizon and ``gamma`` its discount (0.99 unless given).
         planner_options: planner config overrides, e.g. ``{"population": 300}``.
         model_options: model config overrides, e.g. ``{"hidden_size": 128}``.
         fit: training settings of the dynamics (and learned task) models.
@@ -182,8 +189,8 @@ class RunConfig:
         self._check_termination_is_used()
         if self.value not in ("none", "learned"):
             raise ValueError(f"value must be 'none' or 'learned', got {self.value!r}")
-        if self.policy not in ("none", "learned"):
-            raise ValueError(f"policy must be 'none' or 'learned', got {self.policy!r}")
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got {self.policy!r}")
         if not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
         if self.compute_dtype not in DTYPES:

@@ -80,18 +80,7 @@ def describe_setup(setup: RunSetup) -> list[str]:
         lines.append("reward and termination: the env's known task functions")
     else:
         lines.append("reward learned by the latent model's reward head (PlaNet)")
-    aids = [f"value {cfg.value}"] + ([f"policy {cfg.policy}"] if cfg.policy != "none" else [])
-    config = _planner_config(setup)
-    # A planner whose own config has a horizon (GP-MPC) plans with that one.
-    own_horizon = getattr(config, "horizon", None) is not None
-    horizon = "" if own_horizon else f"horizon {cfg.horizon}, "
-    plan = (
-        f"planner {cfg.planner}: {horizon}{cfg.n_particles} particles, gamma {cfg.gamma:g}, "
-        f"{', '.join(aids)}"
-    )
-    if config is not None:
-        plan += f"; {_options(_changed_fields(config))}"
-    lines.append(plan)
+    lines.append(_actor_line(setup) or _planner_line(setup))
     size = setup.plan_size
     if size is not None:
         lines.append(
@@ -106,3 +95,34 @@ def describe_setup(setup: RunSetup) -> list[str]:
         f"compute: {setup.device}, {dtype}, rollout backend {setup.backend.backend}{budget}"
     )
     return lines
+
+
+def _actor_line(setup: RunSetup) -> str | None:
+    """The acting actor of ``policy="imagine"`` (Dreamer), or None when a planner acts."""
+    latent_ac = setup.planet.actor_critic if setup.planet is not None else None
+    if latent_ac is None:
+        return None
+    ic = latent_ac.ac.config
+    return (
+        f"actor (policy imagine, Dreamer): trained in latent imagination, horizon "
+        f"{ic.horizon}, {ic.n_particles} particles, gamma {ic.gamma:g}, lambda {ic.lam:g}, "
+        f"{latent_ac.updates} updates of {ic.batch_size} start beliefs per training phase; "
+        "no planner runs"
+    )
+
+
+def _planner_line(setup: RunSetup) -> str:
+    """The planner, its horizon, particles, discount, search aids and changed options."""
+    cfg = setup.config
+    aids = [f"value {cfg.value}"] + ([f"policy {cfg.policy}"] if cfg.policy != "none" else [])
+    config = _planner_config(setup)
+    # A planner whose own config has a horizon (GP-MPC) plans with that one.
+    own_horizon = getattr(config, "horizon", None) is not None
+    horizon = "" if own_horizon else f"horizon {cfg.horizon}, "
+    plan = (
+        f"planner {cfg.planner}: {horizon}{cfg.n_particles} particles, gamma {cfg.gamma:g}, "
+        f"{', '.join(aids)}"
+    )
+    if config is not None:
+        plan += f"; {_options(_changed_fields(config))}"
+    return plan

@@ -57,6 +57,10 @@ class PlanetConfig:
         planner_options: overrides of :data:`PLANNER_DEFAULTS` for ``planner``.
         max_episode_steps: extra cap on agent steps per episode (default: the env's limit).
         progress: progress bars and one line per episode (default True).
+        policy: ``none`` (default: the planner acts) or ``imagine`` (Dreamer: an actor
+            trained in latent imagination after every training phase acts, with ``horizon``
+            as its imagination horizon and ``train_steps`` actor-critic updates per phase;
+            :mod:`mbrl.imagination.latent`).
     """
 
     env_id: str = "Pendulum-v1"
@@ -78,6 +82,7 @@ class PlanetConfig:
     planner_options: dict[str, Any] = field(default_factory=dict)
     max_episode_steps: int | None = None
     progress: bool = True
+    policy: str = "none"
 
     def __post_init__(self) -> None:
         check_positive_int(self.episodes, "episodes", minimum=0)
@@ -88,6 +93,8 @@ class PlanetConfig:
         check_positive_int(self.eval_horizon, "eval_horizon")
         if self.exploration_noise < 0:
             raise ValueError(f"exploration_noise must be >= 0, got {self.exploration_noise}")
+        if self.policy not in ("none", "imagine"):
+            raise ValueError(f"policy must be 'none' or 'imagine', got {self.policy!r}")
 
     def to_run_config(self) -> RunConfig:
         """The :class:`RunConfig` (``model="rssm"``) that :func:`planet_config` maps back to
@@ -113,6 +120,7 @@ class PlanetConfig:
             max_episode_steps=self.max_episode_steps,
             use_preset=False,
             progress=self.progress,
+            policy=self.policy,
             explicit=PLANET_DEFAULTED,
         )
 
@@ -130,12 +138,37 @@ PLANET_DEFAULTED = frozenset({"episodes", "seed_episodes", "horizon", "n_particl
 
 def _check_supported(cfg: RunConfig) -> None:
     """Refuse the settings the PlaNet loop has no use for, instead of ignoring them."""
+    if cfg.compute_dtype != "float32":
+        raise ValueError(
+            f"compute_dtype={cfg.compute_dtype!r} (--dtype) is not supported with --model rssm: "
+            "the RSSM plans in float32"
+        )
     if cfg.policy == "learned":
         raise ValueError(
             "--policy learned (policy='learned') is not supported with --model rssm: the PlaNet "
-            "loop learns no policy (a latent value is supported: --value learned --gamma G)"
+            "loop fits no policy to its actions (a latent value is supported: --value learned "
+            "--gamma G; an actor trained in latent imagination: --policy imagine)"
         )
     discounted = "gamma" in cfg.explicit or cfg.gamma != 1.0
+    if cfg.policy == "imagine":
+        if cfg.value == "learned":
+            raise ValueError(
+                "value='learned' (--value learned) and policy='imagine' (--policy imagine) "
+                "cannot be combined: the imagined actor-critic has its own critic, and no "
+                "planner runs to use a value"
+            )
+        if cfg.planner_options:
+            raise ValueError(
+                f"planner_options {dict(cfg.planner_options)} (--planner-opt) have no effect "
+                "with policy='imagine' (--policy imagine): the actor acts, no planner runs"
+            )
+        if discounted and not cfg.gamma < 1.0:
+            raise ValueError(
+                f"policy='imagine' (--policy imagine) bootstraps its lambda-returns from a "
+                f"critic and needs a discount gamma < 1 (--gamma, default 0.99), got "
+                f"gamma={cfg.gamma}"
+            )
+        return
     if cfg.value == "learned" and not cfg.gamma < 1.0:
         raise ValueError(
             f"value='learned' (--value learned) with --model rssm needs a discount gamma < 1 "
@@ -146,11 +179,6 @@ def _check_supported(cfg: RunConfig) -> None:
             f"gamma={cfg.gamma} (--gamma) with --model rssm is used only by a learned latent "
             "value (--value learned); without one the PlaNet loop plans undiscounted latent "
             "returns, so drop --gamma or add --value learned"
-        )
-    if cfg.compute_dtype != "float32":
-        raise ValueError(
-            f"compute_dtype={cfg.compute_dtype!r} (--dtype) is not supported with --model rssm: "
-            "the RSSM plans in float32"
         )
 
 
@@ -166,8 +194,9 @@ def planet_config(cfg: RunConfig) -> PlanetConfig:
     so ``reward`` / ``termination`` / ``fit`` / ``min_seed_transitions`` have no effect.
 
     Raises:
-        ValueError: unknown ``model_options`` keys, ``value`` / ``policy`` learned, a
-            ``gamma``, or a ``compute_dtype`` other than float32.
+        ValueError: unknown ``model_options`` keys, ``policy`` learned, a ``gamma`` without
+            a learned value or ``policy="imagine"`` (or >= 1 with them), ``value`` learned
+            with ``policy="imagine"``, or a ``compute_dtype`` other than float32.
     """
     _check_supported(cfg)
     run_defaults, defaults = RunConfig(), PlanetConfig()
@@ -198,6 +227,7 @@ def planet_config(cfg: RunConfig) -> PlanetConfig:
         model=config_from_options(RSSMConfig, opts),
         train=config_from_options(RSSMTrainConfig, train),
         progress=cfg.progress,
+        policy=cfg.policy,
         **{name: shared(name) for name in sorted(PLANET_DEFAULTED)},
         **loop,
     )

@@ -97,6 +97,8 @@ class PlanetRecord(LoopRecord):
         parts = [f"{k} {self.losses[k]:7.3f}" for k in ("obs", "reward", "kl") if k in self.losses]
         if self.openloop_mse:
             parts.append(f" openloop {np.mean(self.openloop_mse):.4f}")
+        if "ac_imagined_return" in self.losses:
+            parts.append(f" imagined {self.losses['ac_imagined_return']:8.2f}")
         return " ".join(parts)
 
 
@@ -216,6 +218,7 @@ class PlanetLoop(LoopSpecifics):
         self.eval_batch = held_out_batch(self.cfg).to(setup.device)
         self.eval_gen = make_generator(self.cfg.seed + 2, setup.device)
         self.env_steps = 0
+        self.actor_critic = parts.actor_critic
 
     def reseed(self, seed: int, episode: int) -> None:
         self.trainer.generator.manual_seed(episode_seed(seed, episode, LOOP_STREAM))
@@ -223,7 +226,10 @@ class PlanetLoop(LoopSpecifics):
 
     def fit(self, episode: int) -> _Fitted:
         progress = f"train {episode}" if self.cfg.progress else None
-        return _Fitted(self.trainer.train(self.buffer, self.cfg.train_steps, progress))
+        losses = self.trainer.train(self.buffer, self.cfg.train_steps, progress)
+        if self.actor_critic is not None:
+            losses.update(self.actor_critic.train(self.buffer, self.trainer.generator))
+        return _Fitted(losses)
 
     def evaluate(self, fitted: _Fitted) -> _Fitted:
         batch = self.eval_batch
@@ -267,7 +273,10 @@ class PlanetLoop(LoopSpecifics):
         return buf.num_episodes
 
     def loop_state(self) -> dict[str, Any]:
-        return {"optimizer": self.trainer.optimizer.state_dict(), "env_steps": self.env_steps}
+        state = {"optimizer": self.trainer.optimizer.state_dict(), "env_steps": self.env_steps}
+        if self.actor_critic is not None:
+            state["actor_critic"] = self.actor_critic.state_dict()
+        return state
 
     def load_loop_state(self, state: Mapping[str, Any]) -> None:
         try:
@@ -277,6 +286,13 @@ class PlanetLoop(LoopSpecifics):
             raise ValueError(
                 f"the run's loop_state.pt does not fit this RSSM trainer: {err}"
             ) from err
+        if self.actor_critic is not None:
+            if "actor_critic" not in state:
+                raise ValueError(
+                    "the run's loop_state.pt holds no actor-critic state; was it a run without "
+                    "--policy imagine?"
+                )
+            self.actor_critic.load_state_dict(state["actor_critic"])
 
     def result(self, records: list[LoopRecord]) -> PlanetResult:
         """The loop's :class:`PlanetResult` after :func:`run_loop` returned ``records``."""
@@ -286,7 +302,8 @@ class PlanetLoop(LoopSpecifics):
         return {"config": config_json(self.cfg)}
 
     def checkpoints(self) -> Mapping[str, torch.nn.Module]:
-        return {"model.pt": self.setup.model}
+        extra = self.actor_critic.checkpoints() if self.actor_critic is not None else {}
+        return {"model.pt": self.setup.model, **extra}
 
 
 def planet_episodes(

@@ -48,6 +48,8 @@ from mbrl.agents.planet_config import (
 from mbrl.agents.presets import apply_preset
 from mbrl.agents.space_defaults import planner_for_actions
 from mbrl.envs.observation_wrappers import ActionRepeat
+from mbrl.imagination.actor_critic import ImaginationConfig
+from mbrl.imagination.latent import LatentActorCritic
 from mbrl.models.base import CONDITIONING, DynamicsModel
 from mbrl.models.registry import build_model, model_names
 from mbrl.models.rssm.latent import LatentDynamics, LatentReward
@@ -56,6 +58,7 @@ from mbrl.models.rssm.training import RSSMTrainer
 from mbrl.models.rssm.value import LatentValueConfig
 from mbrl.models.value_model import LearnedValue
 from mbrl.planners.base import Planner
+from mbrl.planners.policy import PolicyPlanner
 from mbrl.planners.registry import (
     PlannerContext,
     PlannerEntry,
@@ -137,6 +140,8 @@ class PlanetParts:
         obs_shape / obs_dtype: how observations are stored (vector float32 or uint8 image).
         value: the learned value on belief features (``value="learned"``; the trainer
             refits it after every training phase), else None.
+        actor_critic: the latent actor-critic (``policy="imagine"``; trained after every
+            training phase, its actor acts through the planner slot), else None.
     """
 
     config: PlanetConfig
@@ -144,6 +149,7 @@ class PlanetParts:
     obs_shape: tuple[int, ...]
     obs_dtype: torch.dtype
     value: LearnedValue | None = None
+    actor_critic: LatentActorCritic | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +201,12 @@ class RunSetup:
 
 def check_search_aids(cfg: RunConfig, entry: PlannerEntry) -> None:
     """Raise ``ValueError`` unless the planner of ``entry`` can use ``cfg``'s value / policy."""
+    if cfg.policy == "imagine" and cfg.model != LATENT_MODEL:
+        raise ValueError(
+            f"policy='imagine' (--policy imagine) trains an actor in the latent imagination of "
+            f"--model {LATENT_MODEL}; with --model {cfg.model} run the imagination actor-critic "
+            "loop instead: mbrl dyna --algo imagine"
+        )
     if cfg.value == "learned":
         if not entry.planner_class.accepts_value_fn:
             raise ValueError(
@@ -550,11 +562,16 @@ def _build_planet(cfg: RunConfig, where: _Where) -> RunSetup:
         pcfg.planner_options, _run_budget(cfg), PLANNER_DEFAULTS.get(pcfg.planner, {})
     )
     reward_fn = LatentReward(model)
-    ctx = PlannerContext(
-        LatentDynamics(model), reward_fn, None, codec, gen, pcfg.horizon, pcfg.n_particles,
-        cfg.gamma if latent_value else 1.0, options, value,
-    )  # fmt: skip
-    planner = build_planner(pcfg.planner, ctx)
+    actor_critic = None
+    if pcfg.policy == "imagine":
+        actor_critic = _latent_actor_critic(cfg, pcfg, model, codec, device)
+        planner: Planner = PolicyPlanner(actor_critic.actor)
+    else:
+        ctx = PlannerContext(
+            LatentDynamics(model), reward_fn, None, codec, gen, pcfg.horizon, pcfg.n_particles,
+            cfg.gamma if latent_value else 1.0, options, value,
+        )  # fmt: skip
+        planner = build_planner(pcfg.planner, ctx)
     agent = BeliefAgent(model, planner, codec, gen, pcfg.exploration_noise)
     backend = _eager_for_terminal_value(planner, cfg) or where.backend(planner, cfg)
     return RunSetup(
@@ -570,5 +587,17 @@ def _build_planet(cfg: RunConfig, where: _Where) -> RunSetup:
         agent,
         limit,
         backend,
-        planet=PlanetParts(pcfg, trainer, obs_shape, obs_dtype, value),
+        planet=PlanetParts(pcfg, trainer, obs_shape, obs_dtype, value, actor_critic),
     )
+
+
+def _latent_actor_critic(
+    cfg: RunConfig, pcfg: PlanetConfig, model: RSSM, codec: ActionCodec, device: torch.device
+) -> LatentActorCritic:
+    """Dreamer's actor-critic for ``policy="imagine"``: the run's horizon and particles,
+    its discount when given (else the imagination default 0.99), ``train_steps`` updates."""
+    defaults = ImaginationConfig()
+    gamma = cfg.gamma if ("gamma" in cfg.explicit or cfg.gamma != 1.0) else defaults.gamma
+    config = ImaginationConfig(horizon=pcfg.horizon, gamma=gamma, n_particles=pcfg.n_particles)
+    low, high = codec.bounds(device)
+    return LatentActorCritic(model, low, high, config, pcfg.train_steps, device)

@@ -9,6 +9,9 @@ from pathlib import Path
 from mbrl.commands.options import finite_float, int_at_least, output_dir
 from mbrl.dyna import DYNA_MAZE_ENV_ID
 from mbrl.dyna.mbpo import MBPOConfig, run_mbpo
+from mbrl.models.registry import model_names
+
+LATENT_MODEL = "rssm"
 
 DYNAQ_DEFAULT_ENV = DYNA_MAZE_ENV_ID
 """``--env`` of ``--algo dynaq`` when none is given: MBPO's continuous default has no tabular
@@ -38,6 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=["mbpo", "sac", "dynaq", "imagine"],
         help="(default %(default)s); imagine: actor-critic trained in imagination "
         "(mbrl.imagination)",
+    )
+    p.add_argument(
+        "--model",
+        choices=[*model_names(), LATENT_MODEL],
+        default=None,
+        help=f"dynamics model (default {defaults.model}); {LATENT_MODEL} with --algo imagine: "
+        "Dreamer, the actor-critic trained in the RSSM's latent imagination (the PlaNet loop "
+        "of mbrl run --model rssm --policy imagine; --steps is rounded to whole episodes)",
     )
     p.add_argument(
         "--steps",
@@ -128,6 +139,58 @@ def _main_dynaq(args: argparse.Namespace) -> int:
     return 0
 
 
+def _main_dreamer(args: argparse.Namespace) -> int:
+    """``--algo imagine --model rssm``: the PlaNet loop with the actor in the planner's place,
+    its episodes the ones ``--steps`` real env steps hold after the seed episodes."""
+    import math
+
+    from mbrl.agents.env_factory import make_env
+    from mbrl.agents.loop import run
+    from mbrl.agents.planet_config import PlanetConfig
+
+    defaults = PlanetConfig()
+    env = make_env(args.env)
+    limit = env.spec.max_episode_steps if env.spec is not None else None
+    env.close()
+    if not limit:
+        raise ValueError(
+            f"--algo imagine --model {LATENT_MODEL} counts --steps in whole episodes, and "
+            f"{args.env} has no episode step limit; use mbrl run --model rssm --policy imagine "
+            "--episodes N --max-episode-steps T"
+        )
+    episodes = math.ceil(args.steps / limit) - defaults.seed_episodes
+    if episodes < 1:
+        raise ValueError(
+            f"--steps {args.steps} holds {math.ceil(args.steps / limit)} episodes of {limit} "
+            f"steps, not more than the {defaults.seed_episodes} random seed episodes; give "
+            f"--steps > {defaults.seed_episodes * limit}"
+        )
+    cfg = PlanetConfig(
+        env_id=args.env,
+        policy="imagine",
+        episodes=episodes,
+        seed=args.seed,
+        device=args.device,
+        out=args.out,
+        progress=not args.quiet,
+    )
+    print(
+        f"imagine with --model {LATENT_MODEL}: mbrl run --model rssm --policy imagine --env "
+        f"{args.env} --episodes {episodes} ({defaults.seed_episodes} random + {episodes} actor "
+        f"episodes of {limit} env steps)"
+    )
+    planet = run(cfg.to_run_config()).planet
+    assert planet is not None  # a model="rssm" run returns the PlaNet loop's result
+    last = planet.plan_returns[-10:]
+    print(
+        f"done: Dreamer on {args.env}, {episodes} actor episodes, mean return of the last "
+        f"{len(last)}: {sum(last) / len(last):.1f}"
+    )
+    if args.out:
+        print(f"outputs in {args.out} (actor.pt, model.pt; resume with mbrl run --resume)")
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     """Run MBPO / SAC / Dyna-Q from parsed flags; prints the final evaluation."""
     if args.env is None:
@@ -135,9 +198,16 @@ def main(args: argparse.Namespace) -> int:
     if args.algo == "dynaq":
         return _main_dynaq(args)
     if args.algo == "imagine":
+        if args.model == LATENT_MODEL:
+            return _main_dreamer(args)
         from mbrl.imagination.loop import main_from_args
 
         return main_from_args(args)
+    if args.model == LATENT_MODEL:
+        raise ValueError(
+            f"--model {LATENT_MODEL} works with --algo imagine only (Dreamer); --algo "
+            f"{args.algo} needs an observation-space model: {', '.join(model_names())}"
+        )
     from mbrl.dyna.branched import RolloutSchedule
 
     schedule = RolloutSchedule()
@@ -158,6 +228,7 @@ def main(args: argparse.Namespace) -> int:
         device=args.device,
         out=args.out,
         progress=not args.quiet,
+        **({"model": args.model} if args.model else {}),
     )
     result = run_mbpo(cfg)
     print(

@@ -121,8 +121,9 @@ def main(args: argparse.Namespace) -> int:
     print(f"wrote {exported.path} ({spec['kind']} of {spec['env_id']}, device {spec['device']})")
     print("inputs: " + json.dumps([(t["name"], t["shape"]) for t in spec["inputs"]]))
     print("outputs: " + json.dumps([(t["name"], t["shape"]) for t in spec["outputs"]]))
-    if "planner" in spec:
-        print("planner: " + json.dumps(spec["planner"]))
+    for key in ("planner", "belief"):
+        if key in spec:
+            print(f"{key}: " + json.dumps(spec[key]))
     if not (args.check or args.latency):
         return 0
     deployed = load(exported.path)
@@ -132,6 +133,8 @@ def main(args: argparse.Namespace) -> int:
     finally:
         env.close()
     is_planner = spec["kind"] == "planner"
+    if spec["kind"] == "belief_policy":
+        return _check_belief_policy(args, deployed, source, space, measure_latency)
     call = deployed.plan if is_planner else deployed
     if args.check:
         obs = random_observations(space, args.check, seed=args.seed)
@@ -144,6 +147,35 @@ def main(args: argparse.Namespace) -> int:
         one = random_observations(space, 1, seed=args.seed)[0]
         report = measure_latency(
             f"{spec['kind']} artefact", lambda: call(one), args.latency, device=args.device
+        )
+        print(f"latency: {report.line()}")
+    return 0
+
+
+BELIEF_CHECK_STEPS = 20
+"""Observations per sequence in ``--check`` of a belief policy (each from the zero belief)."""
+
+
+def _check_belief_policy(args, deployed, source, space, measure_latency) -> int:  # noqa: ANN001
+    """``--check N``: N sequences of random observations stepped through the artefact and
+    the Python filter + actor; ``--latency N``: N calls of ``act`` (the belief kept)."""
+    from mbrl.export import random_observations
+    from mbrl.export.checks import belief_policy_parity
+
+    rssm, actor = source
+    if args.check:
+        flat = random_observations(space, BELIEF_CHECK_STEPS * args.check, seed=args.seed)
+        obs = flat.reshape(BELIEF_CHECK_STEPS, args.check, -1)
+        diff = belief_policy_parity(rssm, actor, deployed.step, obs)
+        print(
+            f"parity: max |artefact - python| over {args.check} sequences of "
+            f"{BELIEF_CHECK_STEPS} observations (actions and beliefs) = {diff:.3g}"
+        )
+    if args.latency:
+        one = random_observations(space, 1, seed=args.seed)[0]
+        deployed.reset()
+        report = measure_latency(
+            "belief_policy artefact", lambda: deployed.act(one), args.latency, device=args.device
         )
         print(f"latency: {report.line()}")
     return 0

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mbrl.agents.config import RunConfig
+from mbrl.agents.config import POLICIES, RunConfig
 from mbrl.agents.presets import PRESETS
 from mbrl.commands.options import parse_key_values
 from mbrl.util.signals import EXIT_SIGINT, EXIT_SIGTERM, Terminated, notes, sigterm_raises
@@ -122,9 +122,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--policy",
-        choices=["none", "learned"],
+        choices=list(POLICIES),
         help="learned: fit a policy to the agent's own actions and let the planner roll out "
-        f"with it instead of random actions (mcts) (default: env preset or {defaults.policy})",
+        "with it instead of random actions (mcts); imagine (--model rssm, Dreamer): an "
+        "actor-critic trained in the RSSM's latent imagination acts instead of the planner "
+        f"(default: env preset or {defaults.policy})",
     )
     p.add_argument(
         "--particles",

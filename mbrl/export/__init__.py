@@ -17,18 +17,32 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from mbrl.export.artefact import MAX_BATCH, Exported, export_planner, export_policy
+from mbrl.export.artefact import (
+    MAX_BATCH,
+    Exported,
+    export_belief_policy,
+    export_planner,
+    export_policy,
+)
 from mbrl.export.checks import (
     LatencyReport,
+    belief_policy_parity,
     measure_latency,
     planner_parity,
     policy_parity,
     random_observations,
     reference_planner,
 )
-from mbrl.export.loader import DeployedPlanner, DeployedPolicy, load, read_spec
+from mbrl.export.loader import (
+    DeployedBeliefPolicy,
+    DeployedPlanner,
+    DeployedPolicy,
+    load,
+    read_spec,
+)
 from mbrl.export.programs import (
     EXPORTABLE_MODELS,
+    BeliefPolicyProgram,
     PlannerProgram,
     PolicyProgram,
     UnexportableError,
@@ -37,7 +51,9 @@ from mbrl.export.run_dir import (
     POLICY_SOURCES,
     DistillConfig,
     distill_policy,
+    is_latent_run,
     mpc_transitions,
+    run_belief_policy,
     run_env_id,
     run_planner,
     run_policy,
@@ -73,9 +89,13 @@ def export_run(
         policy_source: one of :data:`POLICY_SOURCES` (policy).
         distill: distillation settings (policy from the MPC episodes).
 
+    A policy of an ``mbrl run --model rssm --policy imagine`` directory is exported with the
+    RSSM's belief filter (:func:`export_belief_policy`).
+
     Returns:
         ``(exported, source)``: the :class:`Exported` artefact and the Python object it was
-        exported from (the ``SamplingPlanner`` or the ``LearnedPolicy``), for parity checks.
+        exported from (the ``SamplingPlanner``, the ``LearnedPolicy``, or ``(rssm, actor)``
+        for a belief policy), for parity checks.
 
     Raises:
         ValueError: unknown ``what``, not a run directory, a missing file (``model.pt``,
@@ -98,6 +118,18 @@ def export_run(
             source=source,
         )
         return exported, planner
+    if is_latent_run(run_dir):
+        if policy_source not in ("auto", "actor"):
+            raise ValueError(
+                f"policy_source={policy_source!r} (--policy-source): an rssm run's policy is "
+                "its actor (actor.pt)"
+            )
+        rssm, actor, repeat, source = run_belief_policy(run_dir)
+        exported = export_belief_policy(
+            rssm, actor, out, action_repeat=repeat, device=device, max_batch=max_batch,
+            env_id=env_id, source=source,
+        )  # fmt: skip
+        return exported, (rssm, actor)
     policy, source = run_policy(run_dir, policy_source, distill)
     exported = export_policy(
         policy, out, device=device, max_batch=max_batch, env_id=env_id, source=source
@@ -107,6 +139,12 @@ def export_run(
 
 __all__ = [
     "EXPORTABLE_MODELS",
+    "BeliefPolicyProgram",
+    "DeployedBeliefPolicy",
+    "belief_policy_parity",
+    "export_belief_policy",
+    "is_latent_run",
+    "run_belief_policy",
     "MAX_BATCH",
     "POLICY_SOURCES",
     "WHAT",

@@ -28,7 +28,12 @@ import torch
 from torch import Tensor, nn
 
 from mbrl.export.loader import DIGEST_FILE, FORMAT, SPEC_FILE, VERSION, archive_digest
-from mbrl.export.programs import PlannerProgram, PolicyProgram, UnexportableError
+from mbrl.export.programs import (
+    BeliefPolicyProgram,
+    PlannerProgram,
+    PolicyProgram,
+    UnexportableError,
+)
 from mbrl.models.policy_model import LearnedPolicy
 from mbrl.planners.sampling import SamplingPlanner
 from mbrl.validation import check_positive_int
@@ -120,6 +125,48 @@ def policy_spec(
     what = "one-hot encoded Discrete action" if policy.discrete else "action in the bounds"
     spec["outputs"] = [
         _tensor("action", ["B", policy.action_dim], f"the policy's most likely {what}")
+    ]
+    return spec
+
+
+def belief_policy_spec(
+    program: BeliefPolicyProgram,
+    device: torch.device,
+    action_repeat: int = 1,
+    max_batch: int = MAX_BATCH,
+    env_id: str = "",
+    source: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The spec of a belief-policy artefact: inputs ``obs (B, O)``, the belief ``h (B, D)``,
+    ``z (B, S)`` and ``last_action (B, A)``; outputs ``action (B, A)`` and the updated
+    ``h``, ``z``. ``belief`` holds the sizes and ``action_repeat`` (env steps per action)."""
+    rssm, policy = program.rssm, program.policy
+    o, a = int(rssm.obs_shape[0]), rssm.action_dim
+    d, s = rssm.config.deter_size, rssm.config.stoch_size
+    low, high = torch.tensor(policy.low), torch.tensor(policy.high)
+    spec = _base_spec("belief_policy", o, a, low, high, False, device, max_batch, env_id, source)
+    spec["belief"] = {
+        "deter_size": d,
+        "stoch_size": s,
+        "posterior": "mean",
+        "action_repeat": int(action_repeat),
+        "start": "zeros for h, z and last_action at every episode start",
+    }
+    spec["inputs"] = [
+        _tensor("obs", ["B", o], "raw env observations (normalised inside)"),
+        _tensor("h", ["B", d], "deterministic belief state returned by the last call"),
+        _tensor("z", ["B", s], "stochastic belief state (posterior mean) of the last call"),
+        _tensor("last_action", ["B", a], "the action executed since the last call"),
+    ]
+    spec["outputs"] = [
+        _tensor(
+            "action",
+            ["B", a],
+            f"the actor's most likely action in the bounds; hold it for {int(action_repeat)} "
+            "env steps",
+        ),
+        _tensor("h", ["B", d], "updated deterministic belief state"),
+        _tensor("z", ["B", s], "updated stochastic belief state"),
     ]
     return spec
 
@@ -240,6 +287,45 @@ def export_policy(
     program = PolicyProgram(policy, device)
     exported = _export(program, (_example_obs(policy.obs_dim, device),), max_batch)
     spec = policy_spec(policy, device, max_batch, env_id, source)
+    return Exported(save_program(exported, spec, path), spec, program)
+
+
+def export_belief_policy(
+    rssm: nn.Module,
+    actor: LearnedPolicy,
+    path: str | os.PathLike,
+    *,
+    action_repeat: int = 1,
+    device: str | torch.device = "cpu",
+    max_batch: int = MAX_BATCH,
+    env_id: str = "",
+    source: dict[str, Any] | None = None,
+) -> Exported:
+    """Export an RSSM belief filter with the actor on its features
+    (:class:`BeliefPolicyProgram`, e.g. ``mbrl run --model rssm --policy imagine``) to
+    ``path``.
+
+    Args:
+        rssm / actor: the world model and the actor over its features.
+        path: the artefact file (``.pt2``); action_repeat: env steps per action (recorded);
+        device, max_batch, env_id, source: as :func:`export_policy`.
+
+    Raises:
+        UnexportableError: an image RSSM, a Discrete or mismatched actor, or tracing failed.
+    """
+    check_positive_int(max_batch, "max_batch", minimum=2)
+    check_positive_int(action_repeat, "action_repeat")
+    device = torch.device(device)
+    program = BeliefPolicyProgram(rssm, actor, device)
+    r = program.rssm
+    inputs = (
+        _example_obs(int(r.obs_shape[0]), device),
+        torch.zeros(2, r.config.deter_size, device=device),
+        torch.zeros(2, r.config.stoch_size, device=device),
+        torch.zeros(2, r.action_dim, device=device),
+    )
+    exported = _export(program, inputs, max_batch)
+    spec = belief_policy_spec(program, device, action_repeat, max_batch, env_id, source)
     return Exported(save_program(exported, spec, path), spec, program)
 
 

@@ -1,6 +1,8 @@
 """Parity of an artefact with the Python object it was exported from, and its latency.
 
 - :func:`policy_parity`: the loaded policy against ``LearnedPolicy.mode``.
+- :func:`belief_policy_parity`: the loaded belief policy, stepped along observation
+  sequences, against the RSSM's own ``filter_step`` (posterior mean) and ``LearnedPolicy.mode``.
 - :func:`planner_parity`: the loaded planner against the library's own
   :class:`~mbrl.planners.sampling.SamplingPlanner` with an unmodified
   :class:`~mbrl.planners.cem.CEMOptimizer`, stepping the model through its mean with one
@@ -52,6 +54,34 @@ def policy_parity(
         expected = policy.mode(obs.to(next(policy.parameters()).device))
     got = deployed(obs)
     return float((got.cpu() - expected.cpu()).abs().max())
+
+
+def belief_policy_parity(
+    rssm: torch.nn.Module,
+    actor: LearnedPolicy,
+    deployed_step: Callable[..., tuple[Tensor, Tensor, Tensor]],
+    obs: Tensor,
+) -> float:
+    """Max absolute difference of the actions and belief states along ``obs (T, N, O)``
+    (``N`` sequences of ``T`` observations, each started from the zero belief and action)
+    between ``deployed_step(obs_t, h, z, last_action)`` and the Python filter
+    (``rssm.filter_step(..., sample=False)``) with ``actor.mode`` on its features; each side
+    carries its own belief and actions."""
+    if obs.ndim != 3:
+        raise ValueError(f"obs must have shape (T, N, O), got {tuple(obs.shape)}")
+    n = obs.shape[1]
+    state = rssm.initial_state(n)
+    last = torch.zeros(n, rssm.action_dim)
+    h, z, got_last = state.h.clone(), state.z.clone(), last.clone()
+    worst = 0.0
+    for x in obs:
+        with torch.no_grad():
+            state = rssm.filter_step(state, last, x, None, sample=False)
+            last = actor.mode(state.features)
+        got_last, h, z = deployed_step(x, h, z, got_last)
+        for a, b in ((got_last, last), (h, state.h), (z, state.z)):
+            worst = max(worst, float((a.cpu() - b.cpu()).abs().max()))
+    return worst
 
 
 def reference_planner(planner: SamplingPlanner, seed: int) -> SamplingPlanner:

@@ -12,6 +12,10 @@ control system's machine (``pip install torch``, no mbrl) and::
     action = planner.act(obs)                         # first planned action, warm start kept
     plan = planner.plan(obs_batch)                    # (B, O) -> (B, H, A), stateless
 
+    belief = loader.load("pendulum_dreamer.pt2")      # DeployedBeliefPolicy (an RSSM filter
+    belief.reset()                                    # and the actor on its belief)
+    action = belief.act(obs)                          # hold for spec["belief"]["action_repeat"]
+
 An artefact is a ``torch.export`` program (``.pt2`` archive) with two extra members: its spec
 (``mbrl_spec.json``: inputs, outputs, shapes, units, action bounds, settings, provenance) and
 a SHA-256 of every other member (``mbrl_sha256``). :func:`load` checks, before torch reads the
@@ -212,6 +216,60 @@ class DeployedPlanner(_Deployed):
         return plan[0]
 
 
+class DeployedBeliefPolicy(_Deployed):
+    """A policy that acts on a filtered belief (an RSSM posterior and an actor): ``act(obs)``
+    updates the belief it keeps with ``obs`` and the action it returned last, and returns the
+    next action ``(A,)``, to be held for ``spec["belief"]["action_repeat"]`` env steps;
+    ``reset()`` at every episode start. ``step(obs, h, z, last_action)`` is the stateless
+    batched call ``(B, ...) -> (action, h, z)``."""
+
+    def __init__(self, program: Any, spec: dict[str, Any], device: torch.device) -> None:
+        super().__init__(program, spec, device)
+        self.deter_size = int(spec["belief"]["deter_size"])
+        self.stoch_size = int(spec["belief"]["stoch_size"])
+        self.action_repeat = int(spec["belief"]["action_repeat"])
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero belief and last action: the start of an episode."""
+        self.h = torch.zeros(1, self.deter_size, device=self.device)
+        self.z = torch.zeros(1, self.stoch_size, device=self.device)
+        self.last_action = torch.zeros(1, self.action_dim, device=self.device)
+
+    def _state(self, value: Any, name: str, rows: int, size: int) -> torch.Tensor:
+        x = torch.as_tensor(value, dtype=torch.float32, device=self.device)
+        if tuple(x.shape) != (rows, size):
+            raise ValueError(f"{name} must have shape ({rows}, {size}), got {tuple(x.shape)}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name} contains NaN or inf")
+        return x
+
+    def step(
+        self, obs: Any, h: Any, z: Any, last_action: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Stateless: ``obs (B, O)``, ``h (B, D)``, ``z (B, S)``, ``last_action (B, A)`` ->
+        ``(action (B, A), h (B, D), z (B, S))``."""
+        x, single = self._obs(obs)
+        if single:
+            raise ValueError("step takes a batch: obs (B, O); act() takes one observation")
+        rows = x.shape[0]
+        h = self._state(h, "h", rows, self.deter_size)
+        z = self._state(z, "z", rows, self.stoch_size)
+        last = self._state(last_action, "last_action", rows, self.action_dim)
+        with torch.inference_mode():
+            return self.program(x, h, z, last)
+
+    def act(self, obs: Any) -> torch.Tensor:
+        """The action ``(A,)`` for one observation ``obs (O,)``, the belief kept."""
+        x, single = self._obs(obs)
+        if not single:
+            raise ValueError("act takes one observation (O,); use step() for a batch")
+        with torch.inference_mode():
+            action, self.h, self.z = self.program(x, self.h, self.z, self.last_action)
+        self.last_action = action
+        return action[0]
+
+
 def time_calls(
     call: Callable[[], Any],
     calls: int = 1000,
@@ -258,8 +316,9 @@ def time_calls(
 
 def load(
     path: str | os.PathLike, device: str | torch.device | None = None
-) -> DeployedPolicy | DeployedPlanner:
-    """Load the artefact at ``path``: a :class:`DeployedPolicy` or :class:`DeployedPlanner`.
+) -> DeployedPolicy | DeployedPlanner | DeployedBeliefPolicy:
+    """Load the artefact at ``path``: a :class:`DeployedPolicy`, :class:`DeployedPlanner` or
+    :class:`DeployedBeliefPolicy`.
 
     Args:
         path: the ``.pt2`` file written by ``mbrl export``.
@@ -283,4 +342,6 @@ def load(
         return DeployedPolicy(module, spec, target)
     if spec.get("kind") == "planner":
         return DeployedPlanner(module, spec, target)
+    if spec.get("kind") == "belief_policy":
+        return DeployedBeliefPolicy(module, spec, target)
     raise ValueError(f"artefact {str(path)!r} has unknown kind {spec.get('kind')!r}")

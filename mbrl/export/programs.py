@@ -1,4 +1,5 @@
-"""The modules that are exported: a policy's deterministic action and a fixed-work CEM planner.
+"""The modules that are exported: a policy's deterministic action, a belief policy (an RSSM
+filter with the actor reading its features), and a fixed-work CEM planner.
 
 Both are ordinary ``nn.Module`` s that call the library's own code (``LearnedPolicy.mode``,
 ``CEMOptimizer.optimize_batch``, ``SamplingPlanner.objective`` and through it the rollout
@@ -93,6 +94,57 @@ class PolicyProgram(nn.Module):
     def forward(self, obs: Tensor) -> Tensor:
         """``obs (B, O)`` float32 -> encoded actions ``(B, A)`` (one-hot for Discrete)."""
         return self.policy.mode(obs)
+
+
+class BeliefPolicyProgram(nn.Module):
+    """``forward(obs (B, O), h (B, D), z (B, S), last_action (B, A)) -> (action (B, A),
+    h (B, D), z (B, S))``: one belief update of an RSSM's posterior with the new observation
+    (the last action led into it), then the actor's most likely action on the features.
+
+    The posterior is filtered through its *mean* (a sampled belief would need a generator in
+    the graph): the deployed controller is the Python one with ``sample=False`` in
+    :meth:`~mbrl.models.rssm.model.RSSM.filter_step`. Zero ``h``, ``z`` and ``last_action``
+    start an episode, as :class:`~mbrl.agents.belief.BeliefAgent` does.
+
+    Args:
+        rssm: a vector-observation :class:`~mbrl.models.rssm.model.RSSM` (copied, frozen).
+        actor: a Box :class:`LearnedPolicy` over its ``feature_dim`` features (copied).
+        device: where the program runs (default: the actor's device).
+
+    Raises:
+        UnexportableError: an image RSSM, a Discrete actor, or sizes that do not match.
+    """
+
+    def __init__(
+        self, rssm: nn.Module, actor: LearnedPolicy, device: str | torch.device | None = None
+    ) -> None:
+        super().__init__()
+        from mbrl.models.rssm.model import RSSM  # late: only belief policies need the RSSM
+
+        if not isinstance(rssm, RSSM) or rssm.is_image:
+            raise UnexportableError(
+                "a belief policy exports a vector-observation RSSM; got "
+                f"{'an image RSSM' if isinstance(rssm, RSSM) else type(rssm).__name__}"
+            )
+        if not isinstance(actor, LearnedPolicy) or actor.discrete:
+            raise UnexportableError("a belief policy's actor must be a Box LearnedPolicy")
+        if actor.obs_dim != rssm.feature_dim or actor.action_dim != rssm.action_dim:
+            raise UnexportableError(
+                f"the actor reads ({actor.obs_dim},) and acts ({actor.action_dim},); the RSSM's "
+                f"features are ({rssm.feature_dim},) and actions ({rssm.action_dim},)"
+            )
+        device = torch.device(device) if device is not None else actor.action_mid.device
+        self.rssm = _frozen_copy(rssm, device)
+        self.policy = _frozen_copy(actor, device)
+
+    def forward(
+        self, obs: Tensor, h: Tensor, z: Tensor, last_action: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One step: see the class docstring (all float32)."""
+        from mbrl.models.rssm.model import LatentState
+
+        belief = self.rssm.posterior_step(LatentState(h, z), last_action, obs, None, False)
+        return self.policy.mode(belief.features), belief.h, belief.z
 
 
 class _NoiseTapCEM(CEMOptimizer):

@@ -114,6 +114,62 @@ def run_env_id(run_dir: str | os.PathLike) -> str:
     )
 
 
+def _refuse_latent_policy(path: Path) -> None:
+    """Raise :class:`UnexportableError` for an ``mbrl run --model rssm`` directory."""
+    from mbrl.export.programs import UnexportableError
+
+    if not (path / RUN_CONFIG).exists():
+        return
+    if _read_json(path / RUN_CONFIG).get("config", {}).get("model") == "rssm":
+        raise UnexportableError(
+            f"{str(path)!r} is an mbrl run --model rssm directory: its actor (--policy "
+            "imagine) reads the belief features the RSSM filters from the whole observation "
+            "history, not observations, so it is no observation -> action policy; "
+            "run_belief_policy / export_run(..., 'policy') export it with the filter"
+        )
+
+
+def is_latent_run(run_dir: str | os.PathLike) -> bool:
+    """Whether ``run_dir`` is an ``mbrl run --model rssm`` directory."""
+    path = _run_path(run_dir)
+    if not (path / RUN_CONFIG).exists():
+        return False
+    return _read_json(path / RUN_CONFIG).get("config", {}).get("model") == "rssm"
+
+
+def run_belief_policy(
+    run_dir: str | os.PathLike,
+) -> tuple[torch.nn.Module, LearnedPolicy, int, dict[str, Any]]:
+    """The RSSM and the actor of an ``mbrl run --model rssm --policy imagine`` directory, on
+    CPU, weights loaded: ``(rssm, actor, action_repeat, source)``.
+
+    Raises:
+        ValueError: not an ``rssm`` run, or no ``model.pt`` / ``actor.pt`` (a PlaNet run
+            without ``--policy imagine`` plans and has no actor).
+    """
+    from mbrl.agents.config import run_config_from_json
+    from mbrl.agents.setup import build_run
+
+    path = _run_path(run_dir)
+    if not is_latent_run(path):
+        raise ValueError(f"{str(path)!r} is not an mbrl run --model rssm directory")
+    config = run_config_from_json(_read_json(path / RUN_CONFIG).get("config", {}))
+    model_file = _require(path, MODEL_FILE, "the run saved no RSSM (did it finish an episode?)")
+    actor_file = _require(
+        path,
+        ACTOR_FILE,
+        "only a run with --policy imagine has an actor to export (a PlaNet run plans in "
+        "latent space, and its planner cannot be exported)",
+    )
+    setup = build_run(dataclasses.replace(config, device="cpu"), dry=True, check_device=False)
+    load_weights(setup.model, model_file)
+    actor, meta = load_checkpoint(actor_file, expected_class=LearnedPolicy)
+    assert setup.planet is not None  # an rssm set-up
+    repeat = setup.planet.config.action_repeat
+    source = {"run_dir": str(path), "env_id": config.env_id, "policy": "actor", "file": ACTOR_FILE}
+    return setup.model.eval(), actor.eval(), repeat, {**source, "metadata": meta}
+
+
 def _require(path: Path, name: str, what: str) -> Path:
     file = path / name
     if not file.exists():
@@ -155,7 +211,8 @@ def run_planner(
     if config.model == "rssm":
         raise UnexportableError(
             "a run with --model rssm plans in a latent belief (the PlaNet loop); its planner "
-            "cannot be exported (export --what policy distils one instead)"
+            "cannot be exported, and neither can a policy: one needs the RSSM's belief filter "
+            "with it (train an observation-space actor with mbrl dyna --algo imagine instead)"
         )
     # A deployed planner plans for the task: exploring is how the run gathered its data.
     deployed = dataclasses.replace(config, device="cpu", explore="off")
@@ -266,11 +323,14 @@ def run_policy(
 
     Raises:
         ValueError: unknown ``source``, or the file it names is missing.
+        UnexportableError: an ``rssm`` run (its actor reads belief features, not
+            observations).
     """
     if source not in POLICY_SOURCES:
         raise ValueError(f"source must be one of {POLICY_SOURCES}, got {source!r}")
     path = _run_path(run_dir)
     env_id = run_env_id(path)
+    _refuse_latent_policy(path)
     files = {"actor": ACTOR_FILE, "policy_model": POLICY_FILE}
     if source == "auto":
         source = next((k for k, f in files.items() if (path / f).exists()), "distill")

@@ -6,7 +6,9 @@
   :class:`~mbrl.models.policy_model.LearnedPolicy`), critic with a target, entropy bonus,
   dynamics backprop or a likelihood-ratio objective;
 - :func:`imagine_and_learn` / :class:`ImagineLoopConfig`: the whole loop (collect, fit the
-  model, train in imagination, act), real returns per episode, actor saved.
+  model, train in imagination, act), real returns per episode, actor saved;
+- :class:`LatentActorCritic`: Dreamer on an RSSM's latent state (start beliefs refiltered
+  from the stored episodes); ``mbrl run --model rssm --policy imagine`` runs it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from mbrl.imagination.actor_critic import (
     policy_spread,
 )
 from mbrl.imagination.critic import Critic
+from mbrl.imagination.latent import LatentActorCritic
 from mbrl.imagination.loop import ImagineLoopConfig, ImagineResult, imagine_and_learn
 from mbrl.imagination.returns import lambda_returns
 
@@ -32,6 +35,7 @@ __all__ = [
     "ImagineLoopConfig",
     "ImagineResult",
     "Imagined",
+    "LatentActorCritic",
     "imagine",
     "imagine_and_learn",
     "lambda_returns",

@@ -68,7 +68,11 @@ class ImagineLoopConfig:
             ``learned`` (fitted with the model).
         imagination: :class:`ImaginationConfig`.
         explore: act by sampling the actor's Gaussian (default True) or with its mean.
-        eval_episodes: final episodes with the actor's mean (default 5).
+        eval_episodes: episodes with the actor's mean at every evaluation (default 5).
+        eval_every: real env steps between evaluations during training, checked at the end
+            of each round (default 0: only the final evaluation at ``total_steps``). The
+            evaluation episodes are reset with the same seeds as MBPO's, so the curves of
+            :func:`mbrl.dyna.mbpo.run_mbpo` and of this loop are comparable.
         device: torch device (default cpu).
         out: directory for checkpoints and metrics (default none).
         progress: per-episode lines (default True).
@@ -91,6 +95,7 @@ class ImagineLoopConfig:
     imagination: ImaginationConfig = field(default_factory=ImaginationConfig)
     explore: bool = True
     eval_episodes: int = 5
+    eval_every: int = 0
     device: str = "cpu"
     out: str | None = None
     progress: bool = True
@@ -99,6 +104,9 @@ class ImagineLoopConfig:
         for name in ("total_steps", "seed_steps", "steps_per_round", "updates_per_round"):
             check_positive_int(getattr(self, name), name)
         check_positive_int(self.eval_episodes, "eval_episodes", minimum=0)
+        check_positive_int(self.eval_every, "eval_every", minimum=0)
+        if self.eval_every and not self.eval_episodes:
+            raise ValueError("eval_every needs eval_episodes >= 1")
         check_positive_int(self.seed, "seed", minimum=0)
         if self.seed_steps >= self.total_steps:
             raise ValueError(
@@ -123,6 +131,8 @@ class ImagineResult:
         episodes: one dict per real episode: ``episode``, ``kind`` (``seed`` or ``actor``),
             ``return``, ``steps``, ``env_steps`` (real steps when it ended).
         eval_returns: returns of the final episodes with the actor's mean.
+        evals: one dict per evaluation, the final one last: ``env_steps``,
+            ``mean_return``, ``std_return``, ``episodes`` (the keys of MBPO's evaluations).
         rounds: one dict per training round (env steps, model validation score, last
             actor-critic statistics, seconds).
         actor_critic: the trained :class:`ActorCritic`; model: the dynamics model.
@@ -136,6 +146,7 @@ class ImagineResult:
     actor_critic: ActorCritic
     model: torch.nn.Module
     seconds: float
+    evals: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def returns(self) -> list[float]:
@@ -268,6 +279,23 @@ def _run(cfg: ImagineLoopConfig, env: gym.Env, eval_env: gym.Env, start: float) 
         episodes.step(env.action_space.sample(), "seed", buffer, codec)
     ac.fit_normalizers(buffer.all().obs)
     rounds: list[dict[str, Any]] = []
+    evals: list[dict[str, Any]] = []
+    eval_seed = 10_000 + 100 * cfg.seed
+
+    def record(n_episodes: int) -> list[float]:
+        returns = _evaluate(eval_env, ac, codec, n_episodes, eval_seed)
+        evals.append(
+            {
+                "env_steps": episodes.steps,
+                "mean_return": float(np.mean(returns)),
+                "std_return": float(np.std(returns)),
+                "episodes": n_episodes,
+                "seconds": time.perf_counter() - start,
+            }
+        )
+        return returns
+
+    next_eval = cfg.eval_every
     while episodes.steps < cfg.total_steps:
         data = buffer.all()
         report = fit(model, data, cfg.fit, gen)
@@ -297,11 +325,16 @@ def _run(cfg: ImagineLoopConfig, env: gym.Env, eval_env: gym.Env, start: float) 
             with torch.no_grad():
                 act = ac.actor.sample(obs, gen) if cfg.explore else ac.actor.mode(obs)
             episodes.step(codec.decode(act[0]), "actor", buffer, codec)
-    eval_returns = _evaluate(eval_env, ac, codec, cfg.eval_episodes, 10_000 + 100 * cfg.seed)
+        if next_eval and next_eval <= episodes.steps < cfg.total_steps:
+            record(cfg.eval_episodes)
+            log(f"eval at {episodes.steps} steps: mean return {evals[-1]['mean_return']:.2f}")
+            while next_eval <= episodes.steps:
+                next_eval += cfg.eval_every
+    eval_returns = record(cfg.eval_episodes) if cfg.eval_episodes else []
     if eval_returns:
         log(f"final: mean return {np.mean(eval_returns):.2f} over {len(eval_returns)} episodes")
     result = ImagineResult(
-        cfg, episodes.done, eval_returns, rounds, ac, model, time.perf_counter() - start
+        cfg, episodes.done, eval_returns, rounds, ac, model, time.perf_counter() - start, evals
     )
     if cfg.out is not None:
         _save(Path(cfg.out), result, spec_id, reward_model, term_model)
@@ -327,6 +360,7 @@ def _save(
         "seed": cfg.seed,
         "returns": result.returns,
         "eval_returns": result.eval_returns,
+        "evals": result.evals,
         "final_return": result.final_return,
         "rounds": result.rounds,
         "seconds": result.seconds,
@@ -345,7 +379,8 @@ def _save(
 def main_from_args(args: Any) -> int:
     """Run :func:`imagine_and_learn` from parsed ``mbrl dyna``-style flags (``env``,
     ``steps``, ``seed``, ``out``, ``device``, ``quiet``; optional ``model_every``: env steps
-    per round) and print every episode's return and the final evaluation."""
+    per round, ``model``: an observation-space model name) and print every episode's return
+    and the final evaluation."""
     defaults = ImagineLoopConfig()
     steps = int(getattr(args, "steps", None) or defaults.total_steps)
     cfg = ImagineLoopConfig(
@@ -354,6 +389,7 @@ def main_from_args(args: Any) -> int:
         total_steps=steps,
         seed_steps=min(defaults.seed_steps, max(1, steps // 4)),
         steps_per_round=int(getattr(args, "model_every", None) or defaults.steps_per_round),
+        model=getattr(args, "model", None) or defaults.model,
         device=getattr(args, "device", None) or defaults.device,
         out=getattr(args, "out", None),
         progress=not getattr(args, "quiet", False),

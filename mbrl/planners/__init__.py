@@ -11,6 +11,7 @@ from mbrl.planners.cem import CEMConfig, CEMOptimizer
 from mbrl.planners.deadline import AnytimeConfig, Deadline, PlanRecord, PlanStats
 from mbrl.planners.mppi import MPPIConfig, MPPIOptimizer
 from mbrl.planners.optimizer import Objective, SamplingConfig, TrajectoryOptimizer
+from mbrl.planners.policy import PolicyPlanner
 from mbrl.planners.random_shooting import RandomShootingConfig, RandomShootingOptimizer
 from mbrl.planners.registry import (
     ICEM_DEFAULTS,
@@ -35,6 +36,7 @@ __all__ = [
     "Planner",
     "PlannerContext",
     "PlanningNonFiniteError",
+    "PolicyPlanner",
     "RandomShootingConfig",
     "RandomShootingOptimizer",
     "SamplingConfig",

@@ -13,7 +13,13 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from mbrl.models.base import DETERMINISTIC, EXPECTATION, PARTICLES, DynamicsModel
+from mbrl.models.base import (
+    DETERMINISTIC,
+    DIFFERENTIABLE,
+    EXPECTATION,
+    PARTICLES,
+    DynamicsModel,
+)
 from mbrl.models.rssm.model import RSSM, LatentState
 
 
@@ -21,14 +27,16 @@ class LatentDynamics(DynamicsModel):
     """``DynamicsModel`` over RSSM features: obs ``(M, F)``, action ``(M, A)``, state ``(M, F)``.
 
     Propagations: ``sample`` (draw the stochastic prior state) and ``expectation`` (its mean);
-    the default follows ``sample``, the other is a :meth:`propagating` view.
+    the default follows ``sample``, the other is a :meth:`propagating` view. Both are
+    differentiable in the state and the action (the sample is reparameterised), which the
+    latent actor-critic's dynamics backprop uses (:mod:`mbrl.imagination.latent`).
 
     Args:
         rssm: the (trained) :class:`RSSM`; shared, not copied.
         sample: sample the prior at each step (default: ``rssm.config.sample_latent_plans``).
     """
 
-    capabilities: ClassVar[frozenset[str]] = frozenset({PARTICLES})
+    capabilities: ClassVar[frozenset[str]] = frozenset({DIFFERENTIABLE, PARTICLES})
     propagations: ClassVar[tuple[str, ...]] = ("sample", EXPECTATION)
 
     def __init__(self, rssm: RSSM, sample: bool | None = None) -> None:
@@ -46,7 +54,8 @@ class LatentDynamics(DynamicsModel):
 
     def capabilities_with(self, propagation: str) -> frozenset[str]:
         """Sampled priors make particles meaningful; the prior mean is deterministic."""
-        return frozenset({PARTICLES} if propagation == "sample" else {DETERMINISTIC})
+        kind = PARTICLES if propagation == "sample" else DETERMINISTIC
+        return frozenset({DIFFERENTIABLE, kind})
 
     def _split(self, state: Tensor) -> LatentState:
         d = self.rssm.config.deter_size
