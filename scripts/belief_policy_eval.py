@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -27,7 +28,9 @@ from mbrl.planners.policy import PolicyPlanner
 from mbrl.spaces import ActionCodec
 
 
-def play(env: ActionRepeat, act, reset, seed: int) -> float:  # noqa: ANN001
+def play(
+    env: ActionRepeat, act: Callable[[np.ndarray], np.ndarray], reset: Callable[[], None], seed: int
+) -> float:
     """One episode with ``act(obs) -> action``; the env return."""
     obs, _ = env.reset(seed=seed)
     reset()

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+from typing import Any
 
 from mbrl.commands.options import int_at_least, parse_key_values
 
@@ -134,7 +135,7 @@ def main(args: argparse.Namespace) -> int:
         env.close()
     is_planner = spec["kind"] == "planner"
     if spec["kind"] == "belief_policy":
-        return _check_belief_policy(args, deployed, source, space, measure_latency)
+        return _check_belief_policy(args, deployed, source, space)
     call = deployed.plan if is_planner else deployed
     if args.check:
         obs = random_observations(space, args.check, seed=args.seed)
@@ -156,10 +157,12 @@ BELIEF_CHECK_STEPS = 20
 """Observations per sequence in ``--check`` of a belief policy (each from the zero belief)."""
 
 
-def _check_belief_policy(args, deployed, source, space, measure_latency) -> int:  # noqa: ANN001
+def _check_belief_policy(
+    args: argparse.Namespace, deployed: Any, source: tuple[Any, Any], space: Any
+) -> int:
     """``--check N``: N sequences of random observations stepped through the artefact and
     the Python filter + actor; ``--latency N``: N calls of ``act`` (the belief kept)."""
-    from mbrl.export import random_observations
+    from mbrl.export import measure_latency, random_observations
     from mbrl.export.checks import belief_policy_parity
 
     rssm, actor = source

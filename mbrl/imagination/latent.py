@@ -29,6 +29,7 @@ from torch import Tensor
 
 from mbrl.data.sequence_buffer import SequenceBuffer
 from mbrl.imagination.actor_critic import ActorCritic, ImaginationConfig
+from mbrl.models.policy_model import LearnedPolicy
 from mbrl.models.rssm.latent import LatentDynamics, LatentReward
 from mbrl.models.rssm.model import RSSM
 from mbrl.models.rssm.value import belief_rows
@@ -72,7 +73,7 @@ class LatentActorCritic:
         self.reward = LatentReward(rssm)
 
     @property
-    def actor(self) -> torch.nn.Module:
+    def actor(self) -> LearnedPolicy:
         """The actor, a :class:`~mbrl.models.policy_model.LearnedPolicy` over ``(F,)``."""
         return self.ac.actor
 
