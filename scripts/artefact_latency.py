@@ -1,7 +1,8 @@
 """Latency of exported artefacts on the machine they will run on, with only torch installed.
 
 Loads each ``.pt2`` with ``mbrl/export/loader.py`` (imported by path: no mbrl package needed)
-and times ``--calls`` calls of one observation (the planner: ``plan``, cold start) on CPU for
+and times ``--calls`` calls of one observation (the planner: ``plan``, cold start; a belief
+policy: ``act``, the belief kept) on CPU for
 each ``--threads`` count and, when CUDA is available, on the GPU (the program moved there by
 the loader). One JSON line per measurement.
 
@@ -59,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 continue
             obs = torch.randn(art.obs_dim, generator=torch.Generator().manual_seed(0)) * 5
-            fn = art.plan if art.spec["kind"] == "planner" else art
+            # A planner plans cold; a belief policy acts, its belief carried across calls.
+            kind = art.spec["kind"]
+            fn = art.plan if kind == "planner" else art.act if kind == "belief_policy" else art
             call = functools.partial(fn, obs)
             for threads in args.threads if device == "cpu" else [torch.get_num_threads()]:
                 torch.set_num_threads(threads)
