@@ -267,3 +267,24 @@ def test_dyna_style_flags_map_onto_the_loop_config(monkeypatch, capsys) -> None:
     assert (
         "real returns per episode: -5.0" in out and "final eval return -2.0 over 2 episodes" in out
     )
+
+
+def test_the_loop_takes_any_observation_space_model_with_its_own_defaults() -> None:
+    from mbrl.models.registry import MBPO_ENSEMBLE_OPTIONS, options_or_defaults
+
+    assert options_or_defaults("ensemble", None) == MBPO_ENSEMBLE_OPTIONS
+    assert options_or_defaults("gp", None) == {} and options_or_defaults("mlp", {"a": 1}) == {
+        "a": 1
+    }
+    result = imagine_and_learn(
+        "Pendulum-v1",
+        total_steps=60,
+        seed_steps=20,
+        steps_per_round=20,
+        updates_per_round=2,
+        model="known",
+        imagination=ImaginationConfig(horizon=3, batch_size=8, hidden_size=16),
+        eval_episodes=0,
+        progress=False,
+    )
+    assert type(result.model).__name__ == "KnownPendulum" and len(result.rounds) == 2

@@ -32,7 +32,7 @@ from mbrl.data.buffer import TransitionBatch, TransitionBuffer
 from mbrl.dyna.branched import RolloutSchedule, branched_rollouts
 from mbrl.dyna.job import import_sb3
 from mbrl.models.checkpoint import save_checkpoint
-from mbrl.models.registry import build_model, model_names
+from mbrl.models.registry import build_model, model_names, options_or_defaults
 from mbrl.models.task_models import LearnedReward, LearnedTermination
 from mbrl.models.training import FitConfig, fit
 from mbrl.seeding import make_generator, seed_everything
@@ -55,7 +55,8 @@ class MBPOConfig:
             MBPO's paper used 20).
         real_ratio: fraction of each SAC minibatch drawn from real data (default 0.05, MBPO).
         model: registered dynamics model name (default ``ensemble``).
-        model_options: model config overrides (default 5 members of 3 x 200, all elites).
+        model_options: model config overrides (default None: 5 members of 3 x 200 for
+            ``ensemble``, as MBPO, and the model's own defaults for any other model).
         fit: model training per refit (default: at most 500 warm-started steps, batch 256).
         model_train_every: env steps between model refits (default 250, MBPO).
         rollout_every: env steps between rollout batches (default 250, MBPO).
@@ -84,9 +85,7 @@ class MBPOConfig:
     utd: int | None = None
     real_ratio: float = 0.05
     model: str = "ensemble"
-    model_options: dict[str, Any] = field(
-        default_factory=lambda: {"ensemble_size": 5, "num_layers": 3, "hidden_size": 200}
-    )
+    model_options: dict[str, Any] | None = None
     fit: FitConfig = field(
         default_factory=lambda: FitConfig(max_steps=500, batch_size=256, eval_every=50, patience=5)
     )
@@ -337,7 +336,8 @@ def run_mbpo(config: MBPOConfig | None = None) -> MBPOResult:
     model = reward_model = term_model = None
     reward_fn = term_fn = None
     if use_model:
-        model = build_model(cfg.model, obs_dim, act_dim, cfg.model_options, spec_id)
+        options = options_or_defaults(cfg.model, cfg.model_options)
+        model = build_model(cfg.model, obs_dim, act_dim, options, spec_id)
         model = model.to(cfg.device)
         known = get_task_fns(spec_id)
         if cfg.reward == "known" and known is not None:

@@ -39,7 +39,7 @@ from mbrl.agents.env_factory import make_env
 from mbrl.data.buffer import TransitionBuffer
 from mbrl.imagination.actor_critic import ActorCritic, ImaginationConfig
 from mbrl.models.checkpoint import save_checkpoint
-from mbrl.models.registry import build_model, model_names
+from mbrl.models.registry import build_model, model_names, options_or_defaults
 from mbrl.models.task_models import LearnedReward, LearnedTermination
 from mbrl.models.training import FitConfig, fit
 from mbrl.seeding import make_generator, seed_everything
@@ -62,7 +62,8 @@ class ImagineLoopConfig:
         steps_per_round: actor steps between training rounds (default 250).
         updates_per_round: actor-critic updates per round (default 200).
         model: registered dynamics model (default ``ensemble``).
-        model_options: its config overrides (default 5 members of 3 x 200, as MBPO).
+        model_options: model config overrides (default None: 5 members of 3 x 200 for
+            ``ensemble``, as MBPO, and the model's own defaults for any other model).
         fit: model training per round (default: at most 500 warm-started steps, batch 256).
         reward: ``known`` (the env's planning reward and termination when registered) or
             ``learned`` (fitted with the model).
@@ -85,9 +86,7 @@ class ImagineLoopConfig:
     steps_per_round: int = 250
     updates_per_round: int = 200
     model: str = "ensemble"
-    model_options: dict[str, Any] = field(
-        default_factory=lambda: {"ensemble_size": 5, "num_layers": 3, "hidden_size": 200}
-    )
+    model_options: dict[str, Any] | None = None
     fit: FitConfig = field(
         default_factory=lambda: FitConfig(max_steps=500, batch_size=256, eval_every=50, patience=5)
     )
@@ -261,7 +260,8 @@ def _run(cfg: ImagineLoopConfig, env: gym.Env, eval_env: gym.Env, start: float) 
         if cfg.progress:
             tqdm.write(f"[imagine {spec_id} seed {cfg.seed}] {msg}", file=sys.stdout)
 
-    model = build_model(cfg.model, obs_dim, codec.dim, cfg.model_options, spec_id).to(cfg.device)
+    options = options_or_defaults(cfg.model, cfg.model_options)
+    model = build_model(cfg.model, obs_dim, codec.dim, options, spec_id).to(cfg.device)
     known = get_task_fns(spec_id)
     reward_model = term_model = None
     if cfg.reward == "known" and known is not None:

@@ -8,7 +8,7 @@ keys raise ``ValueError``). Later models (GP, RSSM, known physics) join with
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,3 +83,16 @@ register_model(
     ),
     "deterministic MLP delta model",
 )
+
+
+MBPO_ENSEMBLE_OPTIONS: dict[str, Any] = {"ensemble_size": 5, "num_layers": 3, "hidden_size": 200}
+"""MBPO's ensemble (5 members of 3 x 200), the default model of MBPO and of the imagination
+loop."""
+
+
+def options_or_defaults(model: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``options`` when given; else :data:`MBPO_ENSEMBLE_OPTIONS` for ``ensemble`` and ``{}``
+    (the model's own defaults) for any other model."""
+    if options is not None:
+        return dict(options)
+    return dict(MBPO_ENSEMBLE_OPTIONS) if model == "ensemble" else {}
