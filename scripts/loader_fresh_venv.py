@@ -36,8 +36,16 @@ import loader
 for path in sys.argv[1:]:
     art = loader.load(path)
     obs = torch.randn(8, art.obs_dim)
-    out = art.plan(obs) if art.spec["kind"] == "planner" else art(obs)
-    one = art.act(obs[0]) if art.spec["kind"] == "planner" else art(obs[0])
+    kind = art.spec["kind"]
+    if kind == "planner":
+        out, one = art.plan(obs), art.act(obs[0])
+    elif kind == "belief_policy":
+        b = art.spec["belief"]
+        zeros = lambda n: torch.zeros(8, n)  # noqa: E731
+        out = art.step(obs, zeros(b["deter_size"]), zeros(b["stoch_size"]), zeros(art.action_dim))[0]
+        one = art.act(obs[0])
+    else:
+        out, one = art(obs), art(obs[0])
     print(json.dumps({"artefact": path, "kind": art.spec["kind"], "out": list(out.shape),
                       "one": list(one.shape), "finite": bool(torch.isfinite(out).all()),
                       "torch": torch.__version__, "python": sys.version.split()[0],
