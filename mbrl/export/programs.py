@@ -143,7 +143,7 @@ class BeliefPolicyProgram(nn.Module):
         """One step: see the class docstring (all float32)."""
         from mbrl.models.rssm.model import LatentState
 
-        belief = self.rssm.posterior_step(LatentState(h, z), last_action, obs, None, False)
+        belief = self.rssm.filter_step(LatentState(h, z), last_action, obs, None, False, False)
         return self.policy.mode(belief.features), belief.h, belief.z
 
 

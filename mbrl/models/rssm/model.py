@@ -229,25 +229,18 @@ class RSSM(nn.Module):
         obs: Tensor,
         generator: torch.Generator | None = None,
         sample: bool = True,
+        check: bool = True,
     ) -> LatentState:
         """Belief update with one observation: ``action (N, A)`` led into ``obs (N, *obs_shape)``.
+
+        ``check=False`` skips the input checks: their data-dependent branches cannot be
+        traced by ``torch.export``, and the belief-policy artefact checks its inputs outside.
 
         Raises:
             TypeError / ValueError: as :meth:`check_obs`.
         """
-        self.check_obs(obs, 1)
-        return self.posterior_step(state, action, obs, generator, sample)
-
-    def posterior_step(
-        self,
-        state: LatentState,
-        action: Tensor,
-        obs: Tensor,
-        generator: torch.Generator | None = None,
-        sample: bool = True,
-    ) -> LatentState:
-        """:meth:`filter_step` without the input checks (data-dependent checks cannot be
-        traced by ``torch.export``; the belief-policy artefact checks its inputs outside)."""
+        if check:
+            self.check_obs(obs, 1)
         h = self.transition(state, action)
         mean, std = self.posterior_head(torch.cat([h, self.encoder(self.preprocess(obs))], -1))
         return LatentState(h, sample_gaussian(mean, std, generator) if sample else mean)
