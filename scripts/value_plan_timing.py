@@ -3,13 +3,15 @@ timed interleaved in one process (so machine load hits every variant alike).
 
     OMP_NUM_THREADS=1 python scripts/value_plan_timing.py --planner cem --calls 40
     OMP_NUM_THREADS=1 python scripts/value_plan_timing.py --model rssm --calls 40
+    OMP_NUM_THREADS=1 python scripts/value_plan_timing.py --env HalfCheetah-v5 --calls 20
 
 Each variant is a run set-up of ``mbrl run`` (:func:`mbrl.agents.setup.build_run`, Pendulum-v1
 with its preset: PETS ensemble of 5 x 3 x 200, 5 particles; the planner at the value
 suites' sizes, :data:`SUITE_OPTIONS`) at its horizon, with
 ``--value learned`` (and ``--policy learned``) where named. Timing does not depend on the
 weights, so the networks are left unfitted. Round ``i`` plans from the same random state for
-every variant, in rotating order; the script prints the median and mean ms per plan call,
+every variant, in rotating order (``--env`` other than Pendulum-v1: states drawn from its
+observation space, unbounded dimensions standard normal; no preset); the script prints the median and mean ms per plan call,
 the ratio to the first variant, the model steps per action and the load average.
 
 ``--model rssm`` times the PlaNet loop's latent planner instead (``mbrl/PendulumNoVel-v0``,
@@ -29,6 +31,7 @@ import torch
 
 from mbrl.agents.config import RunConfig
 from mbrl.agents.setup import build_run
+from mbrl.export.checks import random_observations
 from mbrl.planners.policy import PolicyPlanner
 
 VARIANTS = {
@@ -65,6 +68,7 @@ def main() -> None:
     parser.add_argument(
         "--model", default="ensemble", choices=("ensemble", "rssm"), help="rssm: latent planner"
     )
+    parser.add_argument("--env", default="Pendulum-v1", help="ensemble variants' env")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     planners = {}
@@ -74,7 +78,10 @@ def main() -> None:
             cfg = RunConfig(env_id="mbrl/PendulumNoVel-v0", model="rssm", progress=False, **fields)
         else:
             cfg = RunConfig(
-                env_id="Pendulum-v1",
+                env_id=args.env,
+                use_preset=args.env == "Pendulum-v1",
+                # The value suites' ensemble where no preset sets it (value_halfcheetah.toml).
+                model_options={} if args.env == "Pendulum-v1" else {"num_layers": 3},
                 planner=args.planner,
                 planner_options=SUITE_OPTIONS.get(args.planner, {}),
                 auto_size_ms=None,
@@ -82,15 +89,18 @@ def main() -> None:
                 **fields,
             )
         setup = build_run(cfg)
+        space = setup.env.observation_space
         setup.env.close()
         planners[name] = setup.planner
     gen = torch.Generator().manual_seed(0)
     if rssm:
         states = torch.randn(args.calls, next(iter(planners.values())).model.obs_dim, generator=gen)
-    else:
+    elif args.env == "Pendulum-v1":
         theta = torch.rand(args.calls, generator=gen) * 6.283 - 3.1416
         speed = torch.rand(args.calls, generator=gen) * 16 - 8
         states = torch.stack([theta.cos(), theta.sin(), speed], 1)
+    else:
+        states = random_observations(space, args.calls, seed=0)
     times: dict[str, list[float]] = {name: [] for name in planners}
     names = list(planners)
     for p in planners.values():  # warm-up
@@ -105,7 +115,7 @@ def main() -> None:
             times[name].append((time.perf_counter() - start) * 1e3)
     load_after = os.getloadavg()
     base = statistics.median(times[names[0]])
-    what = "rssm latent cem" if rssm else f"planner {args.planner}"
+    what = "rssm latent cem" if rssm else f"{args.env}, planner {args.planner}"
     print(f"{what}, {args.calls} calls per variant, {args.threads} thread(s)")
     print(f"load average before {load_before[0]:.2f} after {load_after[0]:.2f}")
     print(
