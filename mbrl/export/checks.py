@@ -69,14 +69,14 @@ def belief_policy_parity(
     carries its own belief and actions."""
     if obs.ndim != 3:
         raise ValueError(f"obs must have shape (T, N, O), got {tuple(obs.shape)}")
-    n = obs.shape[1]
+    n, device = obs.shape[1], rssm.device
     state = rssm.initial_state(n)
-    last = torch.zeros(n, rssm.action_dim)
+    last = torch.zeros(n, rssm.action_dim, device=device)
     h, z, got_last = state.h.clone(), state.z.clone(), last.clone()
     worst = 0.0
     for x in obs:
         with torch.no_grad():
-            state = rssm.filter_step(state, last, x, None, sample=False)
+            state = rssm.filter_step(state, last, x.to(device), None, sample=False)
             last = actor.mode(state.features)
         got_last, h, z = deployed_step(x, h, z, got_last)
         for a, b in ((got_last, last), (h, state.h), (z, state.z)):
