@@ -23,6 +23,7 @@ from mbrl.models.gp.moments import GaussianState, sine_saturation, trig_moments
 from mbrl.planners.pilco import LinearPolicy, PILCOConfig, PILCOPlanner, RBFPolicy
 from mbrl.planners.registry import PlannerContext, build_planner
 from mbrl.spaces import ActionCodec
+from mbrl.task_fns import get_task_fns
 
 torch.set_num_threads(1)
 F64 = torch.float64
@@ -354,3 +355,31 @@ def test_belief_dynamics_with_a_policy_propagates_the_joint_state_action_belief(
     closed = A_SYS + B_SYS @ k
     expected = closed @ cov[0] @ closed.T
     torch.testing.assert_close(nxt.cov[0], expected, atol=2e-3, rtol=0.05)
+
+
+def _swingup_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "pilco_swingup_check.py"
+    spec = importlib.util.spec_from_file_location("pilco_swingup_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_swingup_check_sets_the_start_state_it_is_given():
+    script = _swingup_script()
+    obs, action, nxt = script.random_transitions(25, seed=0)
+    assert obs.shape == nxt.shape == (25, 3) and action.shape == (25, 1)
+    assert torch.allclose(nxt[:, 0] ** 2 + nxt[:, 1] ** 2, torch.ones(25), atol=1e-5)
+    model = GPDynamics(3, 1, GPConfig())
+    model.fit_data(obs, action, nxt)
+    fns = get_task_fns("Pendulum-v1")
+    planner = PILCOPlanner(
+        model, fns.reward, fns.termination, -2 * torch.ones(1), 2 * torch.ones(1), 5
+    )
+    # The unoptimised RBF policy has zero weights: it applies no torque, so an upright
+    # pendulum stays up (return ~0) and a hanging one stays down (-pi^2 per step).
+    assert script.real_return(planner, 0.0, 0.0) > -1e-3
+    assert script.real_return(planner, math.pi, 0.0) == pytest.approx(-200 * math.pi**2, rel=1e-3)
