@@ -14,6 +14,18 @@ optimisation of 100 L-BFGS-B iterations at horizon 100 takes about 7 minutes on 
 
     python scripts/pilco_swingup_check.py --cost reward
     python scripts/pilco_swingup_check.py --cost saturating --cost-weights 4 4 0.05
+
+``--trials K`` runs PILCO's own episodic loop instead (Deisenroth & Rasmussen 2011, the
+pendulum swing-up): one random-action episode of ``--random-steps`` steps from the hanging
+start, then ``K`` trials of *fit the GP to all data, optimise the policy (warm-started),
+run it for 200 real steps from the hanging start, add those steps to the data*. It prints
+every trial's expected and real return and the real interactions (random steps included)
+until the first trial whose return is ``>= --threshold``. Pendulum-v1's own starts are
+uniform over the circle, which no single Gaussian start belief covers; PILCO's setting, and
+this loop's, is the hanging start with a small spread.
+
+    python scripts/pilco_swingup_check.py --trials 6 --random-steps 100 \
+        --cost saturating --cost-weights 1 1 0 --iterations 100
 """
 
 from __future__ import annotations
@@ -21,7 +33,6 @@ from __future__ import annotations
 import argparse
 import math
 import time
-import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -36,8 +47,12 @@ ENV_ID = "Pendulum-v1"
 HANGING = (-1.0, 0.0, 0.0)
 
 
-def random_transitions(steps: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``steps`` random-action transitions: ``obs (N, 3)``, ``action (N, 1)``, ``next_obs (N, 3)``."""
+Transitions = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def random_transitions(steps: int, seed: int) -> Transitions:
+    """``steps`` random-action transitions from Pendulum-v1's own starts: ``obs (N, 3)``,
+    ``action (N, 1)``, ``next_obs (N, 3)``."""
     env = gym.make(ENV_ID)
     rng = np.random.default_rng(seed)
     obs, _ = env.reset(seed=seed)
@@ -47,21 +62,105 @@ def random_transitions(steps: int, seed: int) -> tuple[torch.Tensor, torch.Tenso
         nxt, _, terminated, truncated, _ = env.step(action)
         rows.append((obs, action, nxt))
         obs = env.reset()[0] if terminated or truncated else nxt
+    return _stack(rows)
+
+
+def _stack(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Transitions:
     return tuple(torch.tensor(np.array(col)) for col in zip(*rows, strict=True))  # type: ignore[return-value]
 
 
-def real_return(planner: PILCOPlanner, theta: float, thdot: float, steps: int = 200) -> float:
-    """Return of ``steps`` real steps of the planner's policy from the state ``(theta, thdot)``."""
+def episode(
+    planner: PILCOPlanner | None,
+    theta: float,
+    thdot: float,
+    steps: int = 200,
+    rng: np.random.Generator | None = None,
+) -> tuple[float, Transitions]:
+    """``steps`` real steps from the state ``(theta, thdot)``: the planner's policy, or uniform
+    random actions from ``rng`` when ``planner`` is None. Returns the return and the
+    transitions ``obs (steps, 3)``, ``action (steps, 1)``, ``next_obs (steps, 3)``."""
     env = gym.make(ENV_ID)
     env.reset(seed=0)
     env.unwrapped.state = np.array([theta, thdot])  # type: ignore[attr-defined]
     obs = env.unwrapped._get_obs()  # type: ignore[attr-defined]
-    total = 0.0
+    rng = rng if rng is not None else np.random.default_rng(0)
+    total, rows = 0.0, []
     for _ in range(steps):
-        action = planner.act(torch.tensor(obs[None], dtype=torch.float32)).numpy()[0]
-        obs, reward, *_ = env.step(action)
+        if planner is None:
+            action = rng.uniform(-2.0, 2.0, size=1).astype(np.float32)
+        else:
+            action = planner.act(torch.tensor(obs[None], dtype=torch.float32)).numpy()[0]
+        nxt, reward, *_ = env.step(action)
+        rows.append((obs, np.asarray(action, dtype=np.float32), nxt))
         total += float(reward)
-    return total
+        obs = nxt
+    return total, _stack(rows)
+
+
+def real_return(planner: PILCOPlanner, theta: float, thdot: float, steps: int = 200) -> float:
+    """Return of ``steps`` real steps of the planner's policy from the state ``(theta, thdot)``."""
+    return episode(planner, theta, thdot, steps)[0]
+
+
+def build_planner(model: GPDynamics, args: argparse.Namespace) -> PILCOPlanner:
+    """PILCO's RBF policy search on ``model`` with the command line's cost and settings."""
+    options: dict = {"horizon": args.horizon, "iterations": args.iterations}
+    if args.cost == "saturating":
+        options.update(target=(1.0, 0.0, 0.0), cost_weights=tuple(args.cost_weights))
+    fns = get_task_fns(ENV_ID)
+    assert fns is not None
+    return PILCOPlanner(
+        model,
+        fns.reward,
+        fns.termination,
+        -2 * torch.ones(1),
+        2 * torch.ones(1),
+        args.horizon,
+        PILCOConfig(**options),
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+
+
+def hanging_start() -> GaussianState:
+    """The start belief: hanging, ``(cos, sin, thdot) = (-1, 0, 0)``, standard deviation 0.01."""
+    return GaussianState(
+        torch.tensor([HANGING], dtype=torch.float64),
+        (0.01**2 * torch.eye(3, dtype=torch.float64)).unsqueeze(0),
+    )
+
+
+def trials(args: argparse.Namespace) -> None:
+    """PILCO's episodic loop from the hanging start (see the module docstring)."""
+    rng = np.random.default_rng(args.seed)
+    ret, data = episode(None, math.pi, 0.0, args.random_steps, rng)
+    interactions = args.random_steps
+    print(f"random episode: {args.random_steps} steps from hanging, return {ret:.1f}")
+    model = GPDynamics(3, 1, GPConfig())
+    planner: PILCOPlanner | None = None
+    reached: int | None = None
+    for k in range(1, args.trials + 1):
+        t0 = time.perf_counter()
+        model.fit_data(*data, generator=torch.Generator().manual_seed(args.seed + k))
+        fit_s = time.perf_counter() - t0
+        planner = planner if planner is not None else build_planner(model, args)
+        info = planner.optimise(hanging_start())
+        theta = math.pi + float(rng.normal(0.0, 0.01))
+        ret, new = episode(planner, theta, float(rng.normal(0.0, 0.01)))
+        data = tuple(torch.cat([a, b]) for a, b in zip(data, new, strict=True))  # type: ignore[assignment]
+        interactions += 200
+        if reached is None and ret >= args.threshold:
+            reached = interactions
+        print(
+            f"trial {k}: fit {fit_s:.1f} s on {interactions - 200} transitions; expected "
+            f"return {info['initial_return']:.1f} -> {info['expected_return']:.1f} in "
+            f"{info['iterations']:.0f} iterations ({info['seconds']:.0f} s); real return "
+            f"{ret:.1f}; interactions {interactions}",
+            flush=True,
+        )
+    print(
+        f"interactions until a return >= {args.threshold:g}: "
+        f"{reached if reached is not None else f'not within {interactions}'}"
+    )
 
 
 def main() -> None:
@@ -72,35 +171,21 @@ def main() -> None:
     parser.add_argument("--cost", choices=("reward", "saturating"), default="reward")
     parser.add_argument("--cost-weights", type=float, nargs=3, default=(4.0, 4.0, 0.05))
     parser.add_argument("--starts", type=int, default=5)
+    parser.add_argument("--trials", type=int, default=0, help="PILCO's episodic loop (0: off)")
+    parser.add_argument("--threshold", type=float, default=-250.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    warnings.filterwarnings("ignore", category=UserWarning)
+    if args.trials > 0:
+        trials(args)
+        return
 
     t0 = time.perf_counter()
     model = GPDynamics(3, 1, GPConfig())
     model.fit_data(*random_transitions(args.random_steps, args.seed))
     print(f"GP fit on {args.random_steps} random transitions: {time.perf_counter() - t0:.1f} s")
-    options: dict = {"horizon": args.horizon, "iterations": args.iterations}
-    if args.cost == "saturating":
-        options.update(target=(1.0, 0.0, 0.0), cost_weights=tuple(args.cost_weights))
-    fns = get_task_fns(ENV_ID)
-    assert fns is not None
-    planner = PILCOPlanner(
-        model,
-        fns.reward,
-        fns.termination,
-        -2 * torch.ones(1),
-        2 * torch.ones(1),
-        args.horizon,
-        PILCOConfig(**options),
-        generator=torch.Generator().manual_seed(args.seed),
-    )
-    start = GaussianState(
-        torch.tensor([HANGING], dtype=torch.float64),
-        (0.01**2 * torch.eye(3, dtype=torch.float64)).unsqueeze(0),
-    )
-    info = planner.optimise(start)
+    planner = build_planner(model, args)
+    info = planner.optimise(hanging_start())
     print(
         f"PILCO ({args.cost}, H {args.horizon}): expected return {info['initial_return']:.1f} -> "
         f"{info['expected_return']:.1f} in {info['iterations']:.0f} iterations, "

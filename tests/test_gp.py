@@ -294,7 +294,7 @@ def test_non_converged_fit_warns_and_keeps_previous_model() -> None:
     before = model.predict(obs[:5], act[:5])
     with pytest.warns(GPFitWarning, match="did not converge.*previous model was kept"):
         report = model.fit_data(obs, act, nxt, max_iter=1)
-    assert not model.last_fit.accepted and report.steps == 1
+    assert not model.last_fit.accepted and not report.accepted and report.steps == 1
     assert int(model.num_data) == 30
     for a, b in zip(before, model.predict(obs[:5], act[:5]), strict=True):
         torch.testing.assert_close(a, b)

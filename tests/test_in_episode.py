@@ -178,6 +178,30 @@ def test_the_loop_conditions_on_exactly_the_transitions_since_its_last_fit():
     assert loop.condition() == 0
 
 
+def test_a_rejected_refit_leaves_its_data_to_conditioning(monkeypatch):
+    from mbrl.agents import build_run
+    from mbrl.agents.loop import _StateLoop
+    from mbrl.models.training import FitReport
+
+    setup = build_run(RunConfig(**GP_TINY, min_seed_transitions=8, condition_steps=True))
+    loop = _StateLoop(setup)
+    gen = np.random.default_rng(0)
+    for _ in range(14):
+        o, a, o2 = gen.normal(size=3), gen.uniform(-2, 2, size=1), gen.normal(size=3)
+        loop.buffer.add(o, a, 0.0, o2, False, False)
+        if len(loop.buffer) == 8:
+            loop.fit(0)
+    # The GP keeps its previous posterior when a refit fails or does not converge: the six
+    # transitions since the accepted fit are not in it and must still reach it.
+    monkeypatch.setattr(
+        setup.model, "fit_transitions", lambda *args: FitReport(accepted=False), raising=True
+    )
+    loop.fit(0)
+    assert setup.model.num_data == 8
+    assert loop.condition() == 6 and setup.model.num_data == 14
+    assert loop.condition() == 0
+
+
 def test_conditioning_is_refused_for_a_model_without_a_cheap_update():
     with pytest.raises(ValueError, match="--condition-steps.*'conditioning' capability"):
         run(RunConfig(**{**GP_TINY, "model": "ensemble"}, condition_steps=True))

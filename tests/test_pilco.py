@@ -229,6 +229,18 @@ def test_plan_optimises_once_per_fit_and_then_acts_by_the_policy() -> None:
     assert planner.plan_stats.records[-1].work > 0  # the posterior changed: re-optimised
 
 
+def test_optimise_shows_a_progress_bar_on_request_and_reports_convergence(capsys) -> None:
+    model = _gp(10, nonlinear=False)
+    planner = _planner(model, policy="linear", iterations=3, horizon=4)
+    x0 = GaussianState(torch.tensor([[1.0, 0.0]], dtype=F64), 1e-4 * torch.eye(2, dtype=F64)[None])
+    info = planner.optimise(x0, progress=True)
+    err = capsys.readouterr().err
+    assert "PILCO policy" in err and f"/{3}" in err and "J " in err
+    assert info["iterations"] <= 3 and info["converged"] in (0.0, 1.0)
+    planner.optimise(x0, progress=False)
+    assert "PILCO policy" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("start", ["episodes", "current"])
 def test_start_current_optimises_from_the_observation_where_the_model_changed(
     monkeypatch, start: str

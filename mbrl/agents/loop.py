@@ -155,10 +155,14 @@ class _StateLoop(LoopSpecifics):
 
     def fit(self, episode: int) -> FitReport:
         cfg, gen = self.setup.config, self.setup.generator
-        self._seen_by_model = self.buffer.total_added
+        total = self.buffer.total_added
         report = fit(
             self.setup.model, self.buffer, dataclasses.replace(cfg.fit, progress=cfg.progress), gen
         )
+        if report.accepted:
+            # A rejected fit (the GP kept its previous posterior) leaves the new data unseen,
+            # so conditioning still hands it to the model.
+            self._seen_by_model = total
         if self.parts.task_models is not None:
             self.parts.task_models.fit(self.buffer, cfg.fit, gen)
         self.parts.aids.fit(self.buffer, cfg.fit, gen)

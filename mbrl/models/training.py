@@ -84,6 +84,9 @@ class FitReport:
         best_val_score: best mean held-out score (the restored weights'), or the last train loss.
         member_val_scores: per-member held-out scores ``(E,)`` of the restored weights.
         evaluations: chunks run; steps: gradient steps taken; seconds: wall time.
+        accepted: the model now reflects all the data it was handed (False: a model that
+            rejects a failed or unconverged fit kept its previous state, e.g. a GP, so the
+            new data is not in it yet).
     """
 
     train_loss: list[float] = field(default_factory=list)
@@ -93,6 +96,7 @@ class FitReport:
     evaluations: int = 0
     steps: int = 0
     seconds: float = 0.0
+    accepted: bool = True
 
 
 def _floating(tensors: Iterable[Tensor]) -> Iterator[Tensor]:

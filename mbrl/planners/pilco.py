@@ -49,6 +49,7 @@ import numpy as np
 import scipy.optimize
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from mbrl.models.base import DynamicsModel, require_gaussian_belief
 from mbrl.models.checkpoint import load_checkpoint, register_checkpointable, save_checkpoint
@@ -66,8 +67,10 @@ from mbrl.planners.registry import bounded_planner_builder, register_planner
 from mbrl.rollout.core import simulate
 from mbrl.task_fns import RewardFn, TerminationFn
 from mbrl.util.configs import bounded, check_config
+from mbrl.util.log import get_logger
 from mbrl.validation import check_positive_int
 
+_LOG = get_logger(__name__)
 _DTYPE = torch.float64
 _FLOOR = 1e12  # what L-BFGS-B sees for a diverged rollout (it needs finite values)
 POLICIES = ("linear", "rbf")
@@ -361,7 +364,7 @@ class PILCOPlanner(Planner):
     Attributes:
         policy: the :class:`SaturatedPolicy` being optimised.
         last_info: diagnostics of the last optimisation (expected return before and after,
-            iterations, evaluations, seconds).
+            iterations, whether L-BFGS-B converged (1.0 or 0.0), evaluations, seconds).
 
     Raises:
         TypeError: a model without the ``gaussian_belief`` capability; ValueError: bad bounds,
@@ -492,11 +495,15 @@ class PILCOPlanner(Planner):
         self.policy.initialize(center, scale, self.config.init_std, self.generator)
         self._initialized = True
 
-    def optimise(self, start: GaussianState | None = None) -> dict[str, float]:
+    def optimise(
+        self, start: GaussianState | None = None, *, progress: bool | None = None
+    ) -> dict[str, float]:
         """Optimise the policy for the expected return from ``start`` (default
         :meth:`start_distribution`) by L-BFGS-B; returns (and stores) :attr:`last_info`.
 
         Warm-starts from the current policy (randomly initialised on the first call).
+        ``progress``: a progress bar over the L-BFGS-B iterations with the expected return
+        (default ``None``: shown on a terminal only; one optimisation can take minutes).
         """
         t0 = time.perf_counter()
         start = start if start is not None else self.start_distribution()
@@ -527,13 +534,33 @@ class PILCOPlanner(Planner):
             return float(-ret.detach()), flat.cpu().numpy()
 
         initial = -fun(theta0)[0]
-        res = scipy.optimize.minimize(
-            fun,
-            theta0,
-            jac=True,
-            method="L-BFGS-B",
-            options={"maxiter": self.config.iterations, "maxfun": 2 * self.config.iterations + 10},
+        bar = tqdm(
+            total=self.config.iterations,
+            desc="PILCO policy",
+            unit="it",
+            leave=False,
+            disable=None if progress is None else not progress,
         )
+        bar.set_postfix_str(f"J {initial:.4g}")
+
+        def advance(intermediate_result: scipy.optimize.OptimizeResult) -> None:
+            bar.update()
+            bar.set_postfix_str(f"J {-float(intermediate_result.fun):.4g}")
+
+        try:
+            res = scipy.optimize.minimize(
+                fun,
+                theta0,
+                jac=True,
+                method="L-BFGS-B",
+                callback=advance,
+                options={
+                    "maxiter": self.config.iterations,
+                    "maxfun": 2 * self.config.iterations + 10,
+                },
+            )
+        finally:
+            bar.close()
         best = res.x if float(res.fun) <= -initial else theta0  # never worse than the start
         with torch.no_grad():
             vec = torch.as_tensor(best, dtype=_DTYPE, device=params[0].device)
@@ -543,9 +570,18 @@ class PILCOPlanner(Planner):
             "initial_return": float(initial),
             "expected_return": float(max(-float(res.fun), initial)),
             "iterations": float(res.nit),
+            "converged": float(res.success),
             "evaluations": float(n_eval),
             "seconds": time.perf_counter() - t0,
         }
+        _LOG.info(
+            "PILCO policy: expected return %.4g -> %.4g in %d L-BFGS-B iterations (%s), %.1f s",
+            self.last_info["initial_return"],
+            self.last_info["expected_return"],
+            res.nit,
+            "converged" if res.success else str(res.message).lower(),
+            self.last_info["seconds"],
+        )
         return self.last_info
 
     # ------------------------------------------------------------------ acting

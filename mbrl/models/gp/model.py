@@ -951,6 +951,7 @@ class GPDynamics(DynamicsModel):
             evaluations=len(losses),
             steps=info.iterations,
             seconds=info.seconds,
+            accepted=info.accepted,
         )
 
     def add_data(self, obs: Tensor, action: Tensor, next_obs: Tensor) -> None:

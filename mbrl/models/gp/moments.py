@@ -108,9 +108,7 @@ def moment_match_gain(
             f"moment matching is exact only for the squared-exponential kernel ('rbf'), "
             f"got kernel={post.kernel!r}; use linearization"
         )
-    m_rows, d = mu.shape
     z, beta, ell2, sf2 = post.inducing, post.alpha, post.lengthscale.square(), post.outputscale
-    eye_d = torch.eye(d, dtype=mu.dtype, device=mu.device)
     nu = z.unsqueeze(0) - mu[:, None, None, :]  # (M, O, N, D)
     # ---- mean and input-output gain
     b = sigma.unsqueeze(1) + torch.diag_embed(ell2).unsqueeze(0)  # (M, O, D, D)
@@ -120,32 +118,25 @@ def moment_match_gain(
     bq = beta.unsqueeze(0) * torch.exp(log_q)  # (M, O, N)
     mean = bq.sum(-1)
     gain = (t * bq.unsqueeze(-1)).sum(-2).transpose(-1, -2)  # (M, D, O)
-    # ---- second moments E[f_a f_b]
+    # ---- second moments E[f_a f_b]: the pairs a = b and a < b apart (symmetry halves the
+    # work; the variance term needs the a = b pairs alone, without indexing a big tensor)
+    o = beta.shape[0]
     inv_l = 1.0 / ell2  # (O, D)
     ii = nu * inv_l[None, :, None, :]  # (M, O, N, D)
     log_k = sf2.log()[None, :, None] - 0.5 * (nu * ii).sum(-1)  # (M, O, N)
-    pair = inv_l[:, None, :] + inv_l[None, :, :]  # (O, O, D)
-    r = sigma[:, None, None] * pair[None, :, :, None, :] + eye_d  # Sigma diag(La^-1 + Lb^-1) + I
-    tmat = torch.linalg.solve(r, sigma[:, None, None].expand_as(r))  # R^-1 Sigma (symmetric)
-    tmat = 0.5 * (tmat + tmat.transpose(-1, -2))
-    ia = ii.unsqueeze(2)  # (M, O, 1, N, D) output a
-    ib = ii.unsqueeze(1)  # (M, 1, O, N, D) output b
-    ia_t = ia @ tmat  # (M, O, O, N, D)
-    quad_a = (ia_t * ia).sum(-1)
-    quad_b = ((ib @ tmat) * ib).sum(-1)
-    cross = ia_t @ ib.transpose(-1, -2)  # (M, O, O, N, N)
-    log_qm = (
-        log_k[:, :, None, :, None]
-        + log_k[:, None, :, None, :]
-        + 0.5 * (quad_a.unsqueeze(-1) + quad_b.unsqueeze(-2) + 2.0 * cross)
-        - 0.5 * torch.linalg.slogdet(r)[1][..., None, None]
-    )
-    qm = torch.exp(log_qm)  # E[k_a(x, z_i) k_b(x, z_j)]
-    second = torch.einsum("an,mabnk,bk->mab", beta, qm, beta)
+    same = torch.arange(o, device=mu.device)
+    qm_aa = _pair_kernel_moments(sigma, inv_l, ii, log_k, same, same)  # (M, O, N, N)
+    second = torch.diag_embed(torch.einsum("an,mank,ak->ma", beta, qm_aa, beta))
+    if o > 1:
+        pa, pb = torch.triu_indices(o, o, offset=1, device=mu.device)  # (P,)
+        qm_ab = _pair_kernel_moments(sigma, inv_l, ii, log_k, pa, pb)  # (M, P, N, N)
+        off = torch.einsum("pn,mpnk,pk->mp", beta[pa], qm_ab, beta[pb])
+        upper = torch.zeros_like(second)
+        upper[:, pa, pb] = off
+        second = second + upper + upper.transpose(-1, -2)
     cov = second - mean.unsqueeze(-1) * mean.unsqueeze(-2)
     if latent_variance:
-        qm_aa = torch.diagonal(qm, dim1=1, dim2=2).permute(0, 3, 1, 2)  # (M, O, N, N)
-        expected_var = sf2.unsqueeze(0) - (post.q.unsqueeze(0) * qm_aa).sum((-1, -2))
+        expected_var = sf2.unsqueeze(0) - torch.einsum("onk,monk->mo", post.q, qm_aa)
         cov = cov + torch.diag_embed(expected_var)
     prior = post.prior_mean(mu)
     if prior is not None:
@@ -155,6 +146,30 @@ def moment_match_gain(
         mean, gain = mean + prior, gain + w.transpose(0, 1)
     cov = 0.5 * (cov + cov.transpose(-1, -2))
     return mean, cov, gain
+
+
+def _pair_kernel_moments(
+    sigma: Tensor, inv_l: Tensor, ii: Tensor, log_k: Tensor, pa: Tensor, pb: Tensor
+) -> Tensor:
+    """``E[k_a(x, z_i) k_b(x, z_j)] (M, P, N, N)`` at ``x ~ N(mu, sigma (M, D, D))`` for the
+    output pairs ``(pa[p], pb[p])``, given ``inv_l = 1 / ell^2 (O, D)``,
+    ``ii = (z - mu) / ell^2 (M, O, N, D)`` and ``log_k = log k(mu, z) (M, O, N)``."""
+    eye_d = torch.eye(sigma.shape[-1], dtype=sigma.dtype, device=sigma.device)
+    pair = inv_l[pa] + inv_l[pb]  # (P, D)
+    r = sigma[:, None] * pair[None, :, None, :] + eye_d  # Sigma diag(La^-1 + Lb^-1) + I
+    tmat = torch.linalg.solve(r, sigma[:, None].expand_as(r))  # R^-1 Sigma (symmetric)
+    tmat = 0.5 * (tmat + tmat.transpose(-1, -2))
+    ia, ib = ii[:, pa], ii[:, pb]  # (M, P, N, D)
+    ia_t = ia @ tmat
+    quarter_logdet = 0.25 * torch.linalg.slogdet(r)[1].unsqueeze(-1)  # (M, P, 1)
+    row = log_k[:, pa] + 0.5 * (ia_t * ia).sum(-1) - quarter_logdet  # (M, P, N)
+    col = log_k[:, pb] + 0.5 * ((ib @ tmat) * ib).sum(-1) - quarter_logdet
+    # The exponent row_i + col_j + ia_t_i . ib_j as one matmul of augmented factors: the
+    # (N, N) tensor is built once, without broadcast temporaries.
+    ones = torch.ones_like(row).unsqueeze(-1)
+    left = torch.cat([ia_t, row.unsqueeze(-1), ones], -1)  # (M, P, N, D + 2)
+    right = torch.cat([ib, ones, col.unsqueeze(-1)], -1)
+    return torch.exp(left @ right.transpose(-1, -2))
 
 
 def trig_moments(
