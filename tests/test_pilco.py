@@ -395,3 +395,18 @@ def test_swingup_check_sets_the_start_state_it_is_given():
     # pendulum stays up (return ~0) and a hanging one stays down (-pi^2 per step).
     assert script.real_return(planner, 0.0, 0.0) > -1e-3
     assert script.real_return(planner, math.pi, 0.0) == pytest.approx(-200 * math.pi**2, rel=1e-3)
+
+
+def test_swingup_trials_record_the_transitions_they_act_out():
+    from mbrl.models.known.pendulum import KnownPendulum
+
+    script = _swingup_script()
+    ret, (obs, action, nxt) = script.episode(None, math.pi, 0.0, 30, np.random.default_rng(3))
+    assert obs.shape == nxt.shape == (30, 3) and action.shape == (30, 1)
+    assert bool((action.abs() <= 2).all()) and float(action.std()) > 0.5  # random torques
+    torch.testing.assert_close(obs[0], torch.tensor([-1.0, 0.0, 0.0]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(obs[1:], nxt[:-1])  # one unbroken episode
+    # every recorded triple is a true Pendulum-v1 step, and the return is the task reward's
+    torch.testing.assert_close(KnownPendulum().step(obs, action), nxt, atol=1e-5, rtol=0)
+    reward = get_task_fns("Pendulum-v1").reward(obs, action, nxt)
+    assert ret == pytest.approx(float(reward.sum()), rel=1e-5)

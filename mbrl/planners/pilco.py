@@ -86,8 +86,9 @@ class PILCOConfig:
             box by the sine saturation.
         num_basis: basis functions of the RBF policy (default 50).
         horizon: rollout length ``H`` of the expected return (default ``None``: the shared
-            ``--horizon``). PILCO needs the whole manoeuvre inside it (Pendulum swing-up:
-            ~40-60 steps of 0.05 s).
+            ``--horizon``). PILCO needs the whole manoeuvre and some of what follows it
+            inside it: a Pendulum-v1 swing-up takes 40-60 steps of 0.05 s, and with a
+            40-step horizon the rollout never sees the hold (docs/benchmarks.md).
         iterations: L-BFGS-B iterations per policy optimisation (default 100).
         propagation: ``moment_matching`` (default; exact for the SE kernel) or
             ``linearization`` (any kernel) for the GP step.
