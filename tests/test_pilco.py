@@ -241,6 +241,23 @@ def test_optimise_shows_a_progress_bar_on_request_and_reports_convergence(capsys
     assert "PILCO policy" not in capsys.readouterr().err
 
 
+def test_restarts_keep_the_best_of_several_optimisations() -> None:
+    model = _gp(12, nonlinear=True)
+    x0 = GaussianState(torch.tensor([[1.5, 0.0]], dtype=F64), 1e-4 * torch.eye(2, dtype=F64)[None])
+    plain = _planner(model, iterations=4, horizon=6)
+    plain_info = plain.optimise(x0)
+    again = _planner(model, iterations=4, horizon=6)
+    assert again.optimise(x0)["expected_return"] == plain_info["expected_return"]  # seeded
+    restarted = _planner(model, iterations=4, horizon=6, restarts=3)
+    info = restarted.optimise(x0)
+    # the first of the four runs is the plain one; the best of all four is kept and loaded
+    assert info["expected_return"] >= plain_info["expected_return"]
+    assert info["evaluations"] > plain_info["evaluations"] and info["best_start"] in range(4)
+    assert float(restarted.expected_return(x0)) == pytest.approx(info["expected_return"])
+    with pytest.raises(ValueError, match="restarts"):
+        PILCOConfig(restarts=-1)
+
+
 @pytest.mark.parametrize("start", ["episodes", "current"])
 def test_start_current_optimises_from_the_observation_where_the_model_changed(
     monkeypatch, start: str
