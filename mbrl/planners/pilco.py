@@ -408,7 +408,8 @@ class PILCOPlanner(Planner):
     Attributes:
         policy: the :class:`SaturatedPolicy` being optimised.
         last_info: diagnostics of the last optimisation (expected return before and after,
-            iterations, whether L-BFGS-B converged (1.0 or 0.0), evaluations, seconds).
+            iterations, whether L-BFGS-B converged (1.0 or 0.0), ``best_start`` (0: the
+            warm start won, ``r``: restart ``r``), evaluations, seconds).
 
     Raises:
         TypeError: a model without the ``gaussian_belief`` capability; ValueError: bad bounds,
