@@ -150,10 +150,10 @@ def test_a_conditioned_gp_holds_every_transition_before_each_plan():
     assert again.records[0].episode_return == rec.episode_return
 
 
-def test_the_loop_conditions_on_exactly_the_transitions_since_its_last_fit():
+def _gp_loop_fitted_at_8_with_14_transitions():
+    """A GP state loop with ``condition_steps`` fitted on its first 8 of 14 random
+    transitions; returns ``(setup, loop, model copy right after that fit)``."""
     import copy
-
-    import torch
 
     from mbrl.agents import build_run
     from mbrl.agents.loop import _StateLoop
@@ -166,7 +166,14 @@ def test_the_loop_conditions_on_exactly_the_transitions_since_its_last_fit():
         loop.buffer.add(o, a, 0.0, o2, False, False)
         if len(loop.buffer) == 8:
             loop.fit(0)
-            by_hand = copy.deepcopy(setup.model)
+            at_fit = copy.deepcopy(setup.model)
+    return setup, loop, at_fit
+
+
+def test_the_loop_conditions_on_exactly_the_transitions_since_its_last_fit():
+    import torch
+
+    setup, loop, by_hand = _gp_loop_fitted_at_8_with_14_transitions()
     assert loop.condition() == 6 and loop.condition() == 0
     assert setup.model.num_data == 14
     data = loop.buffer.all()
@@ -179,18 +186,9 @@ def test_the_loop_conditions_on_exactly_the_transitions_since_its_last_fit():
 
 
 def test_a_rejected_refit_leaves_its_data_to_conditioning(monkeypatch):
-    from mbrl.agents import build_run
-    from mbrl.agents.loop import _StateLoop
     from mbrl.models.training import FitReport
 
-    setup = build_run(RunConfig(**GP_TINY, min_seed_transitions=8, condition_steps=True))
-    loop = _StateLoop(setup)
-    gen = np.random.default_rng(0)
-    for _ in range(14):
-        o, a, o2 = gen.normal(size=3), gen.uniform(-2, 2, size=1), gen.normal(size=3)
-        loop.buffer.add(o, a, 0.0, o2, False, False)
-        if len(loop.buffer) == 8:
-            loop.fit(0)
+    setup, loop, _ = _gp_loop_fitted_at_8_with_14_transitions()
     # The GP keeps its previous posterior when a refit fails or does not converge: the six
     # transitions since the accepted fit are not in it and must still reach it.
     monkeypatch.setattr(
