@@ -18,27 +18,11 @@ import argparse
 import statistics
 import time
 
-import gymnasium as gym
-import numpy as np
 import torch
+from pilco_swingup_check import hanging_start, random_transitions
 
 from mbrl.models.gp.model import GPConfig, GPDynamics
-from mbrl.models.gp.moments import GaussianState
 from mbrl.planners.pilco import PILCOConfig, PILCOPlanner
-
-
-def pendulum_transitions(steps: int, seed: int) -> tuple[torch.Tensor, ...]:
-    """``steps`` random-action transitions: ``obs (N, 3)``, ``action (N, 1)``, ``next_obs (N, 3)``."""
-    env = gym.make("Pendulum-v1")
-    rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    rows = []
-    for _ in range(steps):
-        action = rng.uniform(-2.0, 2.0, size=1).astype(np.float32)
-        nxt, _, terminated, truncated, _ = env.step(action)
-        rows.append((obs, action, nxt))
-        obs = env.reset()[0] if terminated or truncated else nxt
-    return tuple(torch.tensor(np.array(col)) for col in zip(*rows, strict=True))
 
 
 def main() -> None:
@@ -50,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     model = GPDynamics(3, 1, GPConfig())
-    model.fit_data(*pendulum_transitions(args.points, 0))
+    model.fit_data(*random_transitions(args.points, 0))
     planner = PILCOPlanner(
         model,
         None,
@@ -61,10 +45,7 @@ def main() -> None:
         PILCOConfig(target=(1.0, 0.0, 0.0), cost_weights=(1.0, 1.0, 0.0)),
         generator=torch.Generator().manual_seed(0),
     )
-    start = GaussianState(
-        torch.tensor([[-1.0, 0.0, 0.0]], dtype=torch.float64),
-        (1e-4 * torch.eye(3, dtype=torch.float64)).unsqueeze(0),
-    )
+    start = hanging_start()
     planner._initialize_policy(start)
     params = list(planner.policy.parameters())
     forward, backward = [], []

@@ -74,6 +74,14 @@ def _stack(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Transitions
     return tuple(torch.tensor(np.array(col)) for col in zip(*rows, strict=True))  # type: ignore[return-value]
 
 
+def env_at(theta: float, thdot: float, seed: int = 0) -> tuple[gym.Env, np.ndarray]:
+    """A Pendulum-v1 env set to the state ``(theta, thdot)`` and its observation ``(3,)``."""
+    env = gym.make(ENV_ID)
+    env.reset(seed=seed)
+    env.unwrapped.state = np.array([theta, thdot])  # type: ignore[attr-defined]
+    return env, env.unwrapped._get_obs()  # type: ignore[attr-defined]
+
+
 def episode(
     planner: PILCOPlanner | None,
     theta: float,
@@ -84,10 +92,7 @@ def episode(
     """``steps`` real steps from the state ``(theta, thdot)``: the planner's policy, or uniform
     random actions from ``rng`` when ``planner`` is None. Returns the return and the
     transitions ``obs (steps, 3)``, ``action (steps, 1)``, ``next_obs (steps, 3)``."""
-    env = gym.make(ENV_ID)
-    env.reset(seed=0)
-    env.unwrapped.state = np.array([theta, thdot])  # type: ignore[attr-defined]
-    obs = env.unwrapped._get_obs()  # type: ignore[attr-defined]
+    env, obs = env_at(theta, thdot)
     rng = rng if rng is not None else np.random.default_rng(0)
     total, rows = 0.0, []
     for _ in range(steps):
@@ -172,10 +177,7 @@ def true_model_mpc_from_hanging(seed: int = 0, horizon: int = 30, steps: int = 2
     config = RunConfig(env_id=ENV_ID, model="known", planner="cem", horizon=horizon, seed=seed)
     agent = build_run(config).agent
     agent.reset()
-    env = gym.make(ENV_ID)
-    env.reset(seed=seed)
-    env.unwrapped.state = np.array([math.pi, 0.0])  # type: ignore[attr-defined]
-    obs = env.unwrapped._get_obs()  # type: ignore[attr-defined]
+    env, obs = env_at(math.pi, 0.0, seed)
     total = 0.0
     for _ in range(steps):
         obs, reward, *_ = env.step(agent.act(obs))
