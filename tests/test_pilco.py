@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -364,6 +366,25 @@ def test_registry_builds_pilco_with_options() -> None:
     )
     with pytest.raises(ValueError, match="population"):
         build_planner("pilco", bad)
+
+
+def test_run_gives_pilco_the_episode_length_as_horizon_unless_one_is_chosen() -> None:
+    from mbrl.agents.config import RunConfig
+    from mbrl.agents.setup import build_run
+
+    def horizon(**kwargs: Any) -> tuple[int, int]:
+        base = RunConfig(env_id="Pendulum-v1", model="gp", progress=False)
+        setup = build_run(dataclasses.replace(base, **kwargs), dry=True)
+        return setup.config.horizon, setup.planner.horizon
+
+    assert horizon(planner="pilco") == (200, 200)  # Pendulum-v1's TimeLimit
+    assert horizon(planner="pilco", max_episode_steps=120) == (120, 120)
+    typed = {"horizon": 15, "explicit": frozenset({"horizon"})}
+    assert horizon(planner="pilco", **typed) == (15, 15)  # typed, even at the default value
+    assert horizon(planner="pilco", horizon=40) == (40, 40)
+    own = {"horizon": 60, "iterations": 5}
+    assert horizon(planner="pilco", planner_options=own)[1] == 60
+    assert horizon(planner="cem") == (15, 15)  # replanning planners keep the shared default
 
 
 def test_belief_dynamics_with_a_policy_propagates_the_joint_state_action_belief() -> None:

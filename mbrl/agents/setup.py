@@ -46,7 +46,7 @@ from mbrl.agents.planet_config import (
     planet_config,
 )
 from mbrl.agents.presets import apply_preset
-from mbrl.agents.space_defaults import planner_for_actions
+from mbrl.agents.space_defaults import horizon_for_planner, planner_for_actions
 from mbrl.envs.observation_wrappers import ActionRepeat
 from mbrl.imagination.actor_critic import ImaginationConfig
 from mbrl.imagination.latent import LatentActorCritic
@@ -387,6 +387,7 @@ def _build_state(cfg: RunConfig, where: _Where) -> RunSetup:
     entry = planner_entry(cfg.planner)
     entry.planner_class.check_action_space(codec)
     check_search_aids(cfg, entry)
+    cfg = horizon_for_planner(cfg, entry.planner_class, info.max_episode_steps)
     if not dry:
         seed_everything(cfg.seed)
     gen = make_generator(cfg.seed, device)

@@ -28,7 +28,10 @@ class Planner(ABC):
     spaces they support through ``supports_continuous`` / ``supports_discrete``, and whether
     they score states past their horizon with a learned value (``accepts_value_fn``; the
     builder then receives ``PlannerContext.value_fn``) or roll out with a learned policy
-    (``accepts_policy_fn``; ``PlannerContext.policy_fn``).
+    (``accepts_policy_fn``; ``PlannerContext.policy_fn``). A planner that optimises a
+    policy over a whole episode rather than replanning a short window (PILCO) sets
+    ``horizon_is_episode``: ``mbrl run`` then gives it the episode length as its horizon
+    when nobody chose one.
 
     Deadlines (:mod:`mbrl.planners.deadline`): a planner whose ``config`` has
     ``plan_budget_ms`` stops its work when that budget is spent; every ``plan`` call is
@@ -40,6 +43,7 @@ class Planner(ABC):
     supports_discrete: ClassVar[bool] = False
     accepts_value_fn: ClassVar[bool] = False
     accepts_policy_fn: ClassVar[bool] = False
+    horizon_is_episode: ClassVar[bool] = False
 
     @abstractmethod
     def plan(self, obs: Tensor) -> Tensor:

@@ -43,7 +43,7 @@ import os
 import time
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.optimize
@@ -86,8 +86,9 @@ class PILCOConfig:
             box by the sine saturation.
         num_basis: basis functions of the RBF policy (default 50).
         horizon: rollout length ``H`` of the expected return (default ``None``: the shared
-            ``--horizon``). PILCO needs the whole manoeuvre and some of what follows it
-            inside it: a Pendulum-v1 swing-up takes 40-60 steps of 0.05 s, and with a
+            ``--horizon``, which ``mbrl run`` sets to the episode length when nobody chose
+            one, as PILCO's finite-horizon objective is the episode's return). PILCO needs
+            the whole manoeuvre and some of what follows it inside it: a Pendulum-v1 swing-up takes 40-60 steps of 0.05 s, and with a
             40-step horizon the rollout never sees the hold (docs/benchmarks.md).
         iterations: L-BFGS-B iterations per policy optimisation (default 100).
         propagation: ``moment_matching`` (default; exact for the SE kernel) or
@@ -415,6 +416,8 @@ class PILCOPlanner(Planner):
         TypeError: a model without the ``gaussian_belief`` capability; ValueError: bad bounds,
             horizon or a target / weights of the wrong length.
     """
+
+    horizon_is_episode: ClassVar[bool] = True
 
     def __init__(
         self,
