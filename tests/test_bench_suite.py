@@ -5,11 +5,17 @@ from __future__ import annotations
 import csv
 import json
 import math
+import signal
+import subprocess
+import sys
 import textwrap
+import time
 
 import pytest
 import torch
 
+import mbrl.agents.loop as loop_module
+import mbrl.bench.cells as cells_module
 from mbrl.bench.cells import SUMMARY_COLUMNS, CellSpec, cell_id_for, run_cell
 from mbrl.bench.executors import InlineExecutor
 from mbrl.bench.speed import (
@@ -298,6 +304,131 @@ def test_run_writes_jsonl_and_summary_and_resume_skips_finished(tmp_path):
     (out / "cells" / f"{edited.cells[2].cell_id}.json").unlink()
     run_suite(edited, out, InlineExecutor(), progress=False, cell_fn=partial)
     assert partial.calls == [edited.cells[2].cell_id]
+
+
+def _returns_of(out, cell_id: str) -> list[float]:
+    lines = (out / "cells" / f"{cell_id}.jsonl").read_text().splitlines()
+    return [json.loads(line)["return"] for line in lines]
+
+
+class _Calls:
+    """Wraps ``mbrl.bench.cells``' ``run`` and ``resume``, recording which one ran."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.names: list[str] = []
+        for name in ("run", "resume"):
+            real = getattr(cells_module, name)
+
+            def wrapped(*args, _real=real, _name=name, **kwargs):
+                self.names.append(_name)
+                return _real(*args, **kwargs)
+
+            monkeypatch.setattr(cells_module, name, wrapped)
+
+
+def test_an_interrupted_suite_resumes_its_cell_from_the_last_finished_episode(
+    tmp_path, monkeypatch
+):
+    suite = load_suite(write_suite(tmp_path, planners='"cem"', extra="seeds = [0]"))
+    (cell,) = suite.cells
+    reference = run_cell(cell)  # no run directory
+    out = tmp_path / "out"
+    fits = {"n": 0}
+    real_fit = loop_module.fit
+
+    def fit(*args, **kwargs):  # Ctrl-C before the second MPC episode
+        fits["n"] += 1
+        if fits["n"] == 2:
+            raise KeyboardInterrupt
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(loop_module, "fit", fit)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, out, InlineExecutor(), progress=False)
+    monkeypatch.setattr(loop_module, "fit", real_fit)
+    run_dir = out / "runs" / cell.cell_id
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2  # seed + 1st MPC
+    assert not (out / "cells" / f"{cell.cell_id}.json").exists()
+
+    calls = _Calls(monkeypatch)
+    summary = run_suite(suite, out, InlineExecutor(), progress=False)
+    assert calls.names == ["resume"] and summary.ran == [cell.cell_id] and not summary.failed
+    assert _returns_of(out, cell.cell_id) == [e["return"] for e in reference.episodes]
+
+    # A cell that finished but whose outcome was lost is read back, not run again.
+    (out / "cells" / f"{cell.cell_id}.json").unlink()
+    calls.names.clear()
+    run_suite(suite, out, InlineExecutor(), progress=False)
+    assert calls.names == []
+    assert _returns_of(out, cell.cell_id) == [e["return"] for e in reference.episodes]
+    done = json.loads((out / "cells" / f"{cell.cell_id}.json").read_text())
+    assert done["planner_options"] == reference.planner_options
+
+    # Changed settings start the cell over in the same directory.
+    edited = load_suite(write_suite(tmp_path, planners='"cem"', extra="seeds = [0]\nepisodes = 1"))
+    run_suite(edited, out, InlineExecutor(), progress=False)
+    assert calls.names == ["run"]
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2  # seed + 1 MPC
+
+
+def _worker_alive(run_dir) -> bool:
+    """Whether some process still holds the cell's run-directory lock."""
+    import fcntl
+
+    with open(run_dir / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="advisory locks are POSIX")
+def test_a_cell_directory_in_use_by_a_live_process_is_refused_clearly(tmp_path):
+    import fcntl
+
+    (cell,) = load_suite(write_suite(tmp_path, planners='"cem"', extra="seeds = [0]")).cells
+    run_dir = tmp_path / "runs" / cell.cell_id
+    run_dir.mkdir(parents=True)
+    with open(run_dir / ".lock", "a+") as handle:  # as a still-running worker holds it
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        outcome = run_cell(cell, run_dir)
+    assert outcome.status == "failed" and "in use by another process" in outcome.error_line
+    assert not (run_dir / "metrics.jsonl").exists()
+    assert run_cell(cell, run_dir).status == "ok"  # free again once the holder is gone
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_sigkill_of_the_bench_driver_mid_cell_then_rerun_resumes_the_cell(tmp_path):
+    """(Two CLI processes with a spawned worker each: about 30 s on 2 idle cores.)"""
+    path = write_suite(tmp_path, planners='"cem"', extra="seeds = [0]\nepisodes = 6")
+    (cell,) = load_suite(path).cells
+    reference = [e["return"] for e in run_cell(cell).episodes]
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "mbrl.cli", "bench", "--suite", str(path), "--out", str(out)]
+    argv += ["--executor", "local", "--workers", "1", "--quiet"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    metrics = out / "runs" / cell.cell_id / "metrics.jsonl"
+    deadline = time.monotonic() + 180
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the cell never wrote 3 episodes"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while _worker_alive(metrics.parent):  # the worker dies with its driver
+        assert time.monotonic() < deadline, "the worker outlived the killed driver"
+        time.sleep(0.05)
+    assert not (out / "cells" / f"{cell.cell_id}.json").exists()
+    before = metrics.read_text().splitlines()
+    done = subprocess.run(argv, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert _returns_of(out, cell.cell_id) == reference  # 7 episodes
+    # Resumed, not rerun: the finished episodes' lines (their timings too) are kept.
+    assert metrics.read_text().splitlines()[: len(before)] == before
 
 
 def test_crashing_cell_is_recorded_failed_and_the_rest_still_runs(tmp_path, crashy_env):

@@ -8,28 +8,47 @@ spec gives the same numbers wherever it runs.
 
 The driver stores each outcome (:func:`write_outcome`) as ``cells/<cell_id>.jsonl`` (one JSON
 object per episode) and ``cells/<cell_id>.json`` (the summary row, written last: the marker
-that the cell finished). Workers never write files, so a Ray cluster needs no shared disk.
+that the cell finished). On a Ray cluster workers write no files, so it needs no shared disk.
+
+Where the workers share the driver's disk (the local and inline executors), each cell also
+runs as a checkpointed run directory, ``runs/<cell_id>/`` (:class:`CheckpointedCell`): its
+``metrics.jsonl`` grows by one line per episode while the cell runs, and a suite stopped
+mid-cell (Ctrl-C, kill -9, a reboot) resumes each unfinished cell from its last finished
+episode on the next invocation instead of starting it over. The resumed episodes give the
+numbers an uninterrupted cell would have given (:func:`mbrl.agents.loop.resume`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import hashlib
 import json
 import math
 import os
 import re
+import signal
 import socket
+import sys
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from mbrl.agents.loop import RunConfig, run
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; a cell's directory is then unguarded
+    fcntl = None  # type: ignore[assignment]
+
+from mbrl.agents.loop import RunConfig, resume, run, saved_run_config
+from mbrl.agents.plan_sizing import resumed_sizing
+from mbrl.agents.setup import build_run
+from mbrl.agents.writer import CONFIG_FILE, SUMMARY_FILE, RunWriter
 from mbrl.models.training import FitConfig
 
 AXES = ("env_id", "model", "planner", "seed")
@@ -234,18 +253,36 @@ class CellOutcome:
         }
 
 
-def run_cell(spec: CellSpec) -> CellOutcome:
+RUNS_DIR = "runs"
+"""Subdirectory of a suite's output holding one checkpointed run directory per cell."""
+
+LOCK_FILE = ".lock"
+"""Lock file of a cell's run directory (see :func:`_exclusive`)."""
+
+CELL_MARKER = "cell.json"
+"""File in a cell's run directory naming the cell and its :meth:`CellSpec.fingerprint`: a
+directory is resumed only for the cell (and settings) that started it."""
+
+
+def run_cell(spec: CellSpec, run_dir: str | os.PathLike | None = None) -> CellOutcome:
     """Run one cell with ``spec.threads`` torch threads; a failing run is recorded, not raised.
 
     The global thread count is restored afterwards, so running cells inline in the driver
     gives the same numbers as running them in worker processes.
+
+    Args:
+        spec: the cell.
+        run_dir: where the run checkpoints after every episode (default None: nowhere). A
+            directory this cell (same fingerprint) left unfinished is resumed from its last
+            finished episode, a finished one is read back without running anything, and
+            anything else there is replaced by a fresh run.
     """
     previous = torch.get_num_threads()
     start = time.perf_counter()
     host = socket.gethostname()
     torch.set_num_threads(spec.threads)
     try:
-        result = run(spec.run_config())
+        records, options = _run_records(spec, None if run_dir is None else Path(run_dir))
     except Exception as err:
         line = f"{type(err).__name__}: {err}".splitlines()[0]
         return CellOutcome(
@@ -261,11 +298,87 @@ def run_cell(spec: CellSpec) -> CellOutcome:
         "tag": spec.tag,
         "seed": spec.seed,
     }
-    episodes = [{**axes, **_json_safe(rec.to_json())} for rec in result.records]
-    options = dict(result.config.planner_options)
+    episodes = [{**axes, **_json_safe(rec)} for rec in records]
     return CellOutcome(
         spec, "ok", episodes, time.perf_counter() - start, host, planner_options=options
     )
+
+
+def _run_records(
+    spec: CellSpec, run_dir: Path | None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The cell's episode records (``EpisodeRecord.to_json()``) and its resolved planner
+    options: run, resumed, or read back from a finished ``run_dir``."""
+    if run_dir is None:
+        result = run(spec.run_config())
+        return [r.to_json() for r in result.records], dict(result.config.planner_options)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(run_dir):
+        return _run_in(spec, run_dir)
+
+
+@contextlib.contextmanager
+def _exclusive(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir``'s lock file while the cell runs there. The OS drops the lock when its
+    holder dies (even by kill -9), so only a live process blocks the directory: a worker of
+    an earlier invocation still running the cell, which must not share its checkpoints."""
+    if fcntl is None:
+        yield
+        return
+    with open(run_dir / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(
+                f"the cell's run directory {str(run_dir)!r} is in use by another process (a "
+                "worker of an earlier invocation still running this cell?); let it finish or "
+                "stop it, then run the suite again"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run_in(spec: CellSpec, run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    if _started_by(run_dir, spec):
+        if (run_dir / SUMMARY_FILE).exists():  # finished, but its outcome never reached the driver
+            writer = RunWriter(run_dir)
+            config = resumed_sizing(saved_run_config(run_dir), writer.read_config())
+            resolved = build_run(config, dry=True).config
+            return writer.read_records(), dict(resolved.planner_options)
+        if (run_dir / CONFIG_FILE).exists():
+            result = resume(run_dir, progress=False)
+            return [r.to_json() for r in result.records], dict(result.config.planner_options)
+    marker = {"cell_id": spec.cell_id, "fingerprint": spec.fingerprint()}
+    _atomic_write(run_dir / CELL_MARKER, json.dumps(marker))
+    config = dataclasses.replace(spec.run_config(), out=str(run_dir))
+    result = run(config, overwrite=True)
+    return [r.to_json() for r in result.records], dict(result.config.planner_options)
+
+
+def _started_by(run_dir: Path, spec: CellSpec) -> bool:
+    try:
+        marker = json.loads((run_dir / CELL_MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("fingerprint") == spec.fingerprint()
+
+
+@dataclass(frozen=True)
+class CheckpointedCell:
+    """``run_cell(spec, run_dir=root/<cell_id>)`` as a picklable callable (the suite's cell
+    function on executors that share the driver's disk).
+
+    Attributes:
+        root: directory holding one run directory per cell.
+    """
+
+    root: str
+
+    def __call__(self, spec: CellSpec) -> CellOutcome:
+        """Run (or resume, or read back) ``spec`` in its run directory under ``root``."""
+        return run_cell(spec, Path(self.root) / spec.cell_id)
 
 
 def _json_safe(record: dict[str, Any]) -> dict[str, Any]:
@@ -281,9 +394,26 @@ def _float(value: Any) -> float:
 
 
 def init_worker(threads: int) -> None:
-    """Process-pool initialiser: pin OpenMP/torch to ``threads`` threads in the worker."""
+    """Process-pool initialiser: pin OpenMP/torch to ``threads`` threads in the worker, and
+    (on Linux) have the kernel kill the worker when the driver dies."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
     torch.set_num_threads(threads)
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    # A driver killed with SIGKILL cannot stop its pool; without this its workers run their
+    # cells to the end, holding CPUs and the cells' run directories a rerun wants to resume.
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # no libc prctl (e.g. a static or unusual libc)
+        return
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 # ---------------------------------------------------------------------------------- storage

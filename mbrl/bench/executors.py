@@ -14,7 +14,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Any
+from typing import Any, ClassVar
 
 from mbrl.bench.cells import init_worker
 
@@ -35,7 +35,13 @@ def available_cpus() -> int:
 
 
 class Executor(ABC):
-    """Runs ``fn(item)`` for many items; use as a context manager to release workers."""
+    """Runs ``fn(item)`` for many items; use as a context manager to release workers.
+
+    ``shares_disk``: whether ``fn`` runs where the caller's files are (this machine), so it
+    may write under the caller's directories (the suite's per-cell checkpoints).
+    """
+
+    shares_disk: ClassVar[bool] = False
 
     @abstractmethod
     def map_unordered(
@@ -60,6 +66,8 @@ class Executor(ABC):
 class InlineExecutor(Executor):
     """Runs items one after another in this process (debugging, tests)."""
 
+    shares_disk: ClassVar[bool] = True
+
     def map_unordered(
         self, fn: Callable[[Any], Any], items: Sequence[Any]
     ) -> Iterator[tuple[int, Any]]:
@@ -81,6 +89,8 @@ class LocalExecutor(Executor):
         workers: processes (default: available CPUs // ``threads``, at least 1).
         threads: torch/OpenMP threads per worker (default 1).
     """
+
+    shares_disk: ClassVar[bool] = True
 
     def __init__(self, workers: int | None = None, threads: int = 1) -> None:
         if threads < 1:

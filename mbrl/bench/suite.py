@@ -59,9 +59,11 @@ from tqdm.auto import tqdm
 from mbrl.agents.setup import EnvInfo, build_run, run_model_names
 from mbrl.bench.cells import (
     OVERRIDABLE,
+    RUNS_DIR,
     SUMMARY_COLUMNS,
     CellOutcome,
     CellSpec,
+    CheckpointedCell,
     cell_paths,
     is_finished,
     read_done,
@@ -483,7 +485,7 @@ def run_suite(
     executor: Executor,
     *,
     progress: bool = True,
-    cell_fn: Callable[[CellSpec], CellOutcome] = run_cell,
+    cell_fn: Callable[[CellSpec], CellOutcome] | None = None,
 ) -> SuiteRunSummary:
     """Run every unfinished cell of ``suite`` on ``executor``; store results under ``out_dir``.
 
@@ -497,7 +499,10 @@ def run_suite(
         out_dir: results directory (created).
         executor: where cells run (:mod:`mbrl.bench.executors`).
         progress: show a progress bar over cells and one line per finished cell.
-        cell_fn: the function run per cell (default :func:`run_cell`).
+        cell_fn: the function run per cell (default: :func:`run_cell`, checkpointed in
+            ``out_dir/runs/<cell_id>/`` when the executor shares this machine's disk, so a
+            cell's episodes appear in its ``metrics.jsonl`` as they finish and an
+            interrupted suite resumes its unfinished cells; see :mod:`mbrl.bench.cells`).
     """
     out = Path(out_dir)
     (out / "cells").mkdir(parents=True, exist_ok=True)
@@ -505,6 +510,8 @@ def run_suite(
     skipped = [s.cell_id for s in suite.cells if is_finished(out, s)]
     finished = set(skipped)
     pending = [s for s in suite.cells if s.cell_id not in finished]
+    if cell_fn is None:
+        cell_fn = CheckpointedCell(str(out / RUNS_DIR)) if executor.shares_disk else run_cell
     say = (lambda msg: tqdm.write(msg, file=sys.stdout)) if progress else (lambda msg: None)
     say(
         f"suite {suite.name}: {len(suite.cells)} cells, {len(skipped)} finished (skipped), "
