@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -382,6 +383,38 @@ def _worker_alive(run_dir) -> bool:
             return True
         fcntl.flock(handle, fcntl.LOCK_UN)
         return False
+
+
+def test_episode_progress_counts_the_finished_episodes_of_running_cells(tmp_path, capsys):
+    from mbrl.bench.watch import EpisodeProgress, expected_episodes, finished_episodes
+
+    suite = load_suite(write_suite(tmp_path))  # 4 cells of 1 seed + 2 MPC episodes
+    a, b = suite.cells[:2]
+    runs = tmp_path / "runs"
+    (runs / a.cell_id).mkdir(parents=True)
+    (runs / a.cell_id / "metrics.jsonl").write_text('{"episode": 0}\n{"episode": 1}\n\n')
+    assert [expected_episodes(c) for c in suite.cells] == [3, 3, 3, 3]
+    assert finished_episodes(runs, [a, b]) == 2  # b has no directory yet
+    with EpisodeProgress(runs, [a, b], every_s=0.01, file=sys.stdout) as watch:
+        assert watch.bar.total == 6
+        (runs / b.cell_id).mkdir()
+        (runs / b.cell_id / "metrics.jsonl").write_text('{"episode": 0}\n' * 7)
+        deadline = time.monotonic() + 10
+        while watch.bar.n != 9:  # the thread picks it up
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert watch.bar.total == 9  # grown past the plan (seed episodes were added)
+    with pytest.raises(ValueError, match="every_s"):
+        EpisodeProgress(runs, [a], every_s=0)
+
+    out = tmp_path / "out"
+    capsys.readouterr()
+    run_suite(
+        load_suite(write_suite(tmp_path, planners='"cem"', extra="seeds = [0]")),
+        out,
+        InlineExecutor(),
+    )
+    assert re.search(r"episodes: +\d+%.*\| 3/3 ", capsys.readouterr().out)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="advisory locks are POSIX")

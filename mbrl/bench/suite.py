@@ -72,6 +72,7 @@ from mbrl.bench.cells import (
     write_outcome,
 )
 from mbrl.bench.executors import Executor, ExecutorError
+from mbrl.bench.watch import EpisodeProgress
 from mbrl.planners.registry import planner_names
 
 SUITE_KEYS = frozenset(
@@ -528,25 +529,33 @@ def run_suite(
         disable=not progress,
         file=sys.stdout,
     )
+    watch = EpisodeProgress(
+        out / RUNS_DIR,
+        pending,
+        disable=not (progress and isinstance(cell_fn, CheckpointedCell)),
+    )
     try:
-        for index, result in executor.map_unordered(cell_fn, pending):
-            spec = pending[index]
-            outcome = (
-                result
-                if isinstance(result, CellOutcome)
-                else _failure_outcome(
-                    spec,
-                    result if isinstance(result, BaseException) else ExecutorError(repr(result)),
+        with watch:
+            for index, result in executor.map_unordered(cell_fn, pending):
+                spec = pending[index]
+                outcome = (
+                    result
+                    if isinstance(result, CellOutcome)
+                    else _failure_outcome(
+                        spec,
+                        result
+                        if isinstance(result, BaseException)
+                        else ExecutorError(repr(result)),
+                    )
                 )
-            )
-            write_outcome(out, outcome)
-            ran.append(spec.cell_id)
-            if outcome.status != "ok":
-                failed.append(spec.cell_id)
-            say(_cell_line(outcome, out))
-            bar.update(1)
-            bar.set_postfix(failed=len(failed))
-            write_summary(out, suite)
+                write_outcome(out, outcome)
+                ran.append(spec.cell_id)
+                if outcome.status != "ok":
+                    failed.append(spec.cell_id)
+                say(_cell_line(outcome, out))
+                bar.update(1)
+                bar.set_postfix(failed=len(failed))
+                write_summary(out, suite)
     finally:
         bar.close()
     rows = write_summary(out, suite)
