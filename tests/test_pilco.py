@@ -243,6 +243,37 @@ def test_optimise_shows_a_progress_bar_on_request_and_reports_convergence(capsys
     assert "PILCO policy" not in capsys.readouterr().err
 
 
+def test_the_objective_reuses_its_last_evaluation_for_the_same_parameters(monkeypatch) -> None:
+    from mbrl.planners.pilco import _NegativeReturn
+
+    planner = _planner(_gp(12, nonlinear=False), policy="linear", iterations=3, horizon=4)
+    x0 = GaussianState(torch.tensor([[1.0, 0.0]], dtype=F64), 1e-4 * torch.eye(2, dtype=F64)[None])
+    planner._initialize_policy(x0)
+    params = [p for p in planner.policy.parameters() if p.requires_grad]
+    objective = _NegativeReturn(planner, x0, params)
+    theta = objective.current()
+    value, grad = objective(theta)
+    grad[:] = 0.0  # the caller's copy: the kept result is not changed through it
+    again, grad_again = objective(theta.copy())
+    assert objective.evaluations == 1 and again == value and np.abs(grad_again).sum() > 0
+    other, _ = objective(theta + 0.1)
+    assert objective.evaluations == 2 and other != value
+    assert objective(theta)[0] == value and objective.evaluations == 3  # only the last is kept
+    import scipy.optimize
+
+    runs = []
+    minimize = scipy.optimize.minimize
+
+    def counted(*args, **kwargs):
+        runs.append(minimize(*args, **kwargs))
+        return runs[-1]
+
+    monkeypatch.setattr(scipy.optimize, "minimize", counted)
+    info = planner.optimise(x0)
+    # The initial return optimise reports is L-BFGS-B's first evaluation, not one more.
+    assert len(runs) == 1 and info["evaluations"] == runs[0].nfev
+
+
 def test_restarts_keep_the_best_of_several_optimisations() -> None:
     model = _gp(12, nonlinear=True)
     x0 = GaussianState(torch.tensor([[1.5, 0.0]], dtype=F64), 1e-4 * torch.eye(2, dtype=F64)[None])

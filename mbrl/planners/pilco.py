@@ -355,11 +355,14 @@ def build_policy(
 class _NegativeReturn:
     """``theta -> (-J(theta), -dJ/dtheta)`` for scipy: the planner's expected return from
     ``start`` with the policy parameters ``params`` set to the flat vector ``theta``
-    (float64 numpy); a diverged rollout gives ``_FLOOR`` and a zero gradient."""
+    (float64 numpy); a diverged rollout gives ``_FLOOR`` and a zero gradient. The last
+    result is kept: L-BFGS-B starts by evaluating the point whose return ``optimise`` has
+    just reported, and one evaluation is a whole rollout and its backward pass."""
 
     def __init__(self, planner: PILCOPlanner, start: GaussianState, params: list[Tensor]) -> None:
         self.planner, self.start, self.params = planner, start, params
         self.evaluations = 0
+        self._last: tuple[np.ndarray, tuple[float, np.ndarray]] | None = None
 
     def current(self) -> np.ndarray:
         """The parameters as they are now, flat."""
@@ -372,6 +375,14 @@ class _NegativeReturn:
             nn.utils.vector_to_parameters(vec, self.params)
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        if self._last is not None and np.array_equal(self._last[0], theta):
+            value, grad = self._last[1]
+            return value, grad.copy()
+        result = self._evaluate(theta)
+        self._last = (np.array(theta, copy=True), result)
+        return result[0], result[1].copy()
+
+    def _evaluate(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         self.evaluations += 1
         self.load(theta)
         with torch.enable_grad():  # also when plan() is called under torch.no_grad()
