@@ -25,6 +25,9 @@ BAD_FLAGS = [
     (["--termination", "box", "--reward", "known"], "termination='box' (--termination) chooses"),
     (["--termination", "mlp"], "termination='mlp' (--termination) chooses"),
     (["--planner-opt", "population"], "--planner-opt expects KEY=VALUE, got 'population'"),
+    (["--task-opt", "width=64", "--reward", "learned"], "unknown --task-opt(s) ['width']"),
+    (["--task-opt", "num_layers=0", "--reward", "learned"], "num_layers must be >= 1, got 0"),
+    (["--task-opt", "hidden_size=64"], "task_options={'hidden_size': 64} (--task-opt) sizes"),
     (["--fit-opt", "steps=3"], "--fit-opt: unknown option(s) ['steps'] for FitConfig"),
     (["--out", "AFILE"], "--out 'AFILE' is a file, not a directory"),
     (["--out", "AFILE/sub"], "'AFILE' is a file, not a directory"),
@@ -55,11 +58,42 @@ def test_bad_flags_give_one_line_and_exit_2_before_any_work(
     assert message in err[0], err[0]
 
 
+def test_task_options_size_the_learned_reward_and_termination(tmp_path):
+    from mbrl.agents.describe import describe_setup
+    from mbrl.agents.setup import build_run
+    from mbrl.models.task_models import LearnedReward, LearnedTermination
+
+    small = {"hidden_size": 24, "num_layers": 2}
+    idp = {**TINY, "progress": False, "env_id": "InvertedDoublePendulum-v5"}  # it ends
+    cfg = RunConfig(reward="learned", task_options=small, **idp)
+    setup = build_run(cfg, dry=True)
+    models = setup.state.task_models
+    assert isinstance(models.reward, LearnedReward)
+    assert isinstance(models.termination, LearnedTermination)
+    for net in (models.reward, models.termination):
+        assert (net.hidden_size, net.num_layers) == (24, 2)
+        assert sum(p.numel() for p in net.parameters()) < sum(
+            p.numel() for p in LearnedReward(net.obs_dim, net.action_dim).parameters()
+        )
+    lines = describe_setup(setup)
+    assert any("LearnedReward 24 x 2" in x and "LearnedTermination 24 x 2" in x for x in lines)
+    # the sizes reach the saved run and a resume builds the same networks
+    result = run(dataclasses.replace(cfg, out=str(tmp_path / "run"), episodes=1))
+    assert result.config.task_options == small
+    from mbrl.agents.loop import saved_run_config
+
+    assert saved_run_config(tmp_path / "run").task_net() == cfg.task_net()
+    default = build_run(dataclasses.replace(cfg, task_options={}), dry=True)
+    assert default.state.task_models.reward.hidden_size == 200
+
+
 def test_the_api_gets_the_same_errors():
     for bad, message in [
         ({"seed": -1}, "seed must be >= 0"),
         ({"max_episode_steps": 0}, "max_episode_steps must be >= 1"),
         ({"termination": "box"}, "termination='box'"),
+        ({"task_options": {"hidden_size": 8}}, "task_options=.* sizes the learned"),
+        ({"task_options": 8, "reward": "learned"}, "task_options must be a dict"),
         ({"initial_buffer": 3}, "initial_buffer must be a non-empty path string or None"),
     ]:
         with pytest.raises((ValueError, TypeError), match=message):

@@ -10,9 +10,11 @@ from typing import Any
 import torch
 
 from mbrl.agents.exploration import EXPLORE_MODES
+from mbrl.models.task_models import TaskNetConfig
 from mbrl.models.training import FitConfig
 from mbrl.planners.deadline import check_budget_ms
 from mbrl.rollout.compiled import MODES
+from mbrl.util.configs import config_from_options
 from mbrl.validation import check_positive_int
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -69,6 +71,10 @@ class RunConfig:
             its imagination horizon and ``gamma`` its discount (0.99 unless given).
         planner_options: planner config overrides, e.g. ``{"population": 300}``.
         model_options: model config overrides, e.g. ``{"hidden_size": 128}``.
+        task_options: size of the learned reward and termination networks
+            (:class:`~mbrl.models.task_models.TaskNetConfig` fields, e.g. ``{"hidden_size":
+            64, "num_layers": 2}``; default 200 x 3). They run at every rollout step, so
+            smaller ones plan faster (docs/benchmarks.md). Used with a learned reward only.
         fit: training settings of the dynamics (and learned task) models.
         max_episode_steps: extra cap on episode length, at least 1 (default: the env's own
             limit).
@@ -148,6 +154,7 @@ class RunConfig:
     policy: str = "none"
     planner_options: dict[str, Any] = field(default_factory=dict)
     model_options: dict[str, Any] = field(default_factory=dict)
+    task_options: dict[str, Any] = field(default_factory=dict)
     fit: FitConfig = field(default_factory=FitConfig)
     max_episode_steps: int | None = None
     compute_dtype: str = "float32"
@@ -186,6 +193,7 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, str) and value):
                 raise TypeError(f"{name} must be a non-empty path string or None, got {value!r}")
+        self.task_net()  # early: a bad size fails here, naming the option
         self._check_termination_is_used()
         if self.value not in ("none", "learned"):
             raise ValueError(f"value must be 'none' or 'learned', got {self.value!r}")
@@ -218,20 +226,41 @@ class RunConfig:
         if self.seed_episodes + self.episodes < 1:
             raise ValueError("seed_episodes + episodes must be >= 1")
 
+    def task_net(self) -> TaskNetConfig:
+        """The learned task networks' size from ``task_options``.
+
+        Raises:
+            ValueError / TypeError: an unknown option or a bad value, naming it.
+        """
+        if not isinstance(self.task_options, Mapping):
+            raise TypeError(f"task_options must be a dict, got {self.task_options!r}")
+        return config_from_options(TaskNetConfig, dict(self.task_options), source="--task-opt")
+
     def _check_termination_is_used(self) -> None:
-        # A termination model is learned only with reward="learned" or on envs without known
-        # task functions; elsewhere a setting would be ignored yet recorded as if used.
-        chosen = "termination" in self.explicit or self.termination != "mlp"
-        if self.reward != "known" or not chosen or self._preset_value("termination"):
+        # Task models are learned only with reward="learned" or on envs without known task
+        # functions; elsewhere their settings would be ignored yet recorded as if used.
+        chosen = []
+        if ("termination" in self.explicit or self.termination != "mlp") and not (
+            self._preset_value("termination")
+        ):
+            chosen.append(
+                f"termination={self.termination!r} (--termination) chooses the learned "
+                "termination model"
+            )
+        if self.task_options:
+            chosen.append(
+                f"task_options={dict(self.task_options)!r} (--task-opt) sizes the learned "
+                "reward and termination networks"
+            )
+        if self.reward != "known" or not chosen:
             return
         from mbrl.task_fns import get_task_fns  # late: registers the envs' task functions
 
         if get_task_fns(self.env_id) is not None:
             raise ValueError(
-                f"termination={self.termination!r} (--termination) chooses the learned "
-                f"termination model of reward='learned', but reward='known' and "
-                f"{self.env_id} has known task functions, so it would be ignored; pass "
-                f"reward='learned' (--reward learned) or drop it"
+                f"{chosen[0]} of reward='learned', but reward='known' and {self.env_id} has "
+                "known task functions, so it would be ignored; pass reward='learned' "
+                "(--reward learned) or drop it"
             )
 
     def _preset_value(self, name: str) -> bool:

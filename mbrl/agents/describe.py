@@ -12,6 +12,7 @@ from typing import Any
 
 from mbrl.agents.presets import PRESETS
 from mbrl.agents.setup import RunSetup
+from mbrl.models.task_models import LearnedTermination
 from mbrl.spaces import observation_dim
 
 ALWAYS_SHOWN = ("population", "iterations", "num_simulations")
@@ -75,7 +76,11 @@ def describe_setup(setup: RunSetup) -> list[str]:
             if explorer is not None
             else ""
         )
-        lines.append(f"reward learned (LearnedReward), termination {ending}{explore}")
+        net = cfg.task_net()
+        size = f" {net.hidden_size} x {net.num_layers}"  # units x hidden layers
+        if isinstance(term, LearnedTermination):
+            ending += size
+        lines.append(f"reward learned (LearnedReward{size}), termination {ending}{explore}")
     elif parts is not None:
         lines.append("reward and termination: the env's known task functions")
     else:

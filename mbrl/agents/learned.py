@@ -17,7 +17,7 @@ from mbrl.agents.exploration import ExplorationReward, flat_rewards, reward_scal
 from mbrl.data.buffer import TransitionBuffer
 from mbrl.models.box_termination import BoxTermination
 from mbrl.models.policy_model import LearnedPolicy, fit_policy
-from mbrl.models.task_models import LearnedReward, LearnedTermination
+from mbrl.models.task_models import LearnedReward, LearnedTermination, TaskNetConfig
 from mbrl.models.training import FitConfig, fit
 from mbrl.models.value_model import LearnedValue, fit_value
 from mbrl.spaces import ActionCodec
@@ -32,15 +32,26 @@ class TaskModels:
     Args:
         obs_dim / action_dim: sizes ``O`` / ``A``; device: where they live.
         termination: a :data:`TERMINATION_KINDS` key, or None for envs that never terminate.
+        net: size of the reward network and of an ``mlp`` termination classifier (default
+            :class:`TaskNetConfig`: 200 x 3).
     """
 
     def __init__(
-        self, obs_dim: int, action_dim: int, device: torch.device, termination: str | None
+        self,
+        obs_dim: int,
+        action_dim: int,
+        device: torch.device,
+        termination: str | None,
+        net: TaskNetConfig | None = None,
     ) -> None:
-        self.reward = LearnedReward(obs_dim, action_dim).to(device)
-        self.termination: LearnedTermination | BoxTermination | None = (
-            TERMINATION_KINDS[termination](obs_dim, action_dim).to(device) if termination else None
-        )
+        net = net or TaskNetConfig()
+        sizes = (net.hidden_size, net.num_layers)
+        self.reward = LearnedReward(obs_dim, action_dim, *sizes).to(device)
+        self.termination: LearnedTermination | BoxTermination | None = None
+        if termination == "mlp":
+            self.termination = LearnedTermination(obs_dim, action_dim, *sizes).to(device)
+        elif termination:
+            self.termination = TERMINATION_KINDS[termination](obs_dim, action_dim).to(device)
         self.explorer: ExplorationReward | None = None
         """The planner's reward when the run explores (``RunConfig.explore``); set by
         :func:`~mbrl.agents.setup.build_run`, switched by :meth:`fit`."""

@@ -419,7 +419,7 @@ def _build_state(cfg: RunConfig, where: _Where) -> RunSetup:
             )
         learn_term = known is None or known.termination is not None
         task_models = TaskModels(
-            obs_dim, codec.dim, device, cfg.termination if learn_term else None
+            obs_dim, codec.dim, device, cfg.termination if learn_term else None, cfg.task_net()
         )
         reward_fn = _exploring_reward(cfg, model, task_models)
         term_fn = task_models.termination

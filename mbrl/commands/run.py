@@ -208,6 +208,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="model config override (repeatable), e.g. hidden_size=128",
     )
     p.add_argument(
+        "--task-opt",
+        action="append",
+        metavar="KEY=VALUE",
+        help="size of the learned reward/termination networks (repeatable; hidden_size, "
+        "num_layers; default 200 x 3): they run at every rollout step, so smaller ones plan "
+        "faster; with --reward learned (or an env without known task functions)",
+    )
+    p.add_argument(
         "--fit-opt",
         action="append",
         metavar="KEY=VALUE",
@@ -283,6 +291,7 @@ _FLAGS: dict[str, _Flag] = {
     "model_options": _Flag(
         "--model-opt", "model_opt", lambda v: parse_key_values(v, "--model-opt")
     ),
+    "task_options": _Flag("--task-opt", "task_opt", lambda v: parse_key_values(v, "--task-opt")),
     "fit": _Flag("--fit-opt", "fit_opt", _fit_options),
     "use_preset": _Flag("--no-preset", "no_preset", lambda v: not v),
     "initial_buffer": _Flag("--buffer", "buffer"),
@@ -348,7 +357,7 @@ def _conflicts(args: argparse.Namespace, saved: RunConfig) -> list[str]:
         have = getattr(saved, field)
         if field == "out":
             same = Path(value).resolve() == Path(args.resume).resolve()
-        elif field in ("planner_options", "model_options"):
+        elif field in ("planner_options", "model_options", "task_options"):
             same = all(k in have and have[k] == v for k, v in value.items())
         elif field == "fit":
             same = all(getattr(have, k, object()) == v for k, v in value.items())

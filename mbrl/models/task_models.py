@@ -7,6 +7,8 @@ known task function is (rollouts, planners, surrogate envs), and both train with
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -15,7 +17,28 @@ from mbrl.data.buffer import TransitionBatch
 from mbrl.models.checkpoint import register_checkpointable
 from mbrl.models.layers import EnsembleMLP
 from mbrl.models.normalization import Normalizer
+from mbrl.util.configs import bounded, check_config
 from mbrl.validation import check_positive_int
+
+
+@dataclass(frozen=True)
+class TaskNetConfig:
+    """Size of the learned reward and termination networks (``RunConfig.task_options``).
+
+    Each network runs once per rollout step on every candidate and particle, so its size
+    is part of the planning cost: at PETS' shape the two default networks cost about as much
+    as the 5 x 4 x 200 dynamics ensemble (docs/benchmarks.md, "What a learned reward costs").
+
+    Attributes:
+        hidden_size: units per hidden layer (default 200).
+        num_layers: hidden layers (default 3).
+    """
+
+    hidden_size: int = bounded(200, ge=1)
+    num_layers: int = bounded(3, ge=1)
+
+    def __post_init__(self) -> None:
+        check_config(self)
 
 
 class _TransitionScorer(nn.Module):
