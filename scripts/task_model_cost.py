@@ -8,8 +8,9 @@ Timing: ``mbrl run --env ENV --reward learned`` set up with a fixed planner size
 by default, what the no-preset cells were sized to) and each task-network size, plus the
 same planner scoring a constant reward with no termination (the dynamics alone). The
 variants plan from the same random observations, interleaved in one process, so machine
-load hits them alike. The termination classifier is marked as having seen endings, so it
-runs as on an env that ends. Timing does not depend on the weights: nothing is fitted.
+load hits them alike. The termination classifier runs only where the random transitions
+hold an ending (as in a run: a classifier that has seen no ending predicts none without
+running its network). Timing does not depend on the weights: nothing is fitted for it.
 
 Accuracy: each size is fitted to ``--train`` random-action transitions of the env and scored
 on 3000 more: reward RMSE over the reward's standard deviation, and the termination's
@@ -45,8 +46,9 @@ def _constant(obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor) -
     return torch.zeros(obs.shape[0], dtype=obs.dtype, device=obs.device)
 
 
-def plan_timing(args: argparse.Namespace) -> None:
-    """Median ms per plan call for each task-network size and for the dynamics alone."""
+def plan_timing(args: argparse.Namespace, endings: bool) -> None:
+    """Median ms per plan call for each task-network size and for the dynamics alone
+    (``endings``: the env's episodes end, so the termination classifier runs)."""
     options = {"population": args.population, "iterations": args.iterations}
     planners = {}
     for text in args.sizes:
@@ -65,7 +67,7 @@ def plan_timing(args: argparse.Namespace) -> None:
         setup.env.close()
         term = setup.state.task_models.termination if setup.state else None
         if isinstance(term, LearnedTermination):
-            term.note_endings(True)
+            term.note_endings(endings)
         planners[f"task networks {text}"] = setup.planner
         model, codec, horizon, particles = (
             setup.model,
@@ -94,6 +96,7 @@ def plan_timing(args: argparse.Namespace) -> None:
     print(
         f"{args.env}: CEM {args.population} x {args.iterations}, horizon {horizon}, "
         f"{particles} particles, {args.calls} calls each, {torch.get_num_threads()} thread(s), "
+        f"termination classifier {'on' if endings else 'off (no endings)'}, "
         f"load {load:.2f} -> {os.getloadavg()[0]:.2f}"
     )
     print("| variant | median ms per plan | ratio to the dynamics alone |")
@@ -135,9 +138,9 @@ def _random_transitions(env_id: str, n: int, cap: int | None) -> TransitionBatch
     )
 
 
-def accuracy(args: argparse.Namespace) -> None:
-    """Held-out reward and termination errors of each size, fitted to random transitions."""
-    data = _random_transitions(args.env, args.train + 3000, args.cap)
+def accuracy(args: argparse.Namespace, data: TransitionBatch) -> None:
+    """Held-out reward and termination errors of each size, fitted to the first
+    ``args.train`` rows of ``data`` and scored on the rest."""
     train = data.index(torch.arange(args.train))
     test = data.index(torch.arange(args.train, len(data)))
     obs_dim, action_dim = train.obs.shape[1], train.action.shape[1]
@@ -177,7 +180,6 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20, help="timed plan calls per variant")
     parser.add_argument("--train", type=int, default=300, help="training transitions")
     parser.add_argument("--cap", type=int, default=200, help="steps per random episode")
-    parser.add_argument("--no-accuracy", action="store_true", help="timing only")
     args = parser.parse_args()
     for text in args.sizes:
         try:
@@ -186,10 +188,10 @@ def main() -> None:
             parser.error(f"--sizes: expected HIDDENxLAYERS such as 64x2, got {text!r}")
         if hidden < 1 or layers < 1:
             parser.error(f"--sizes: {text!r} must be positive")
-    plan_timing(args)
-    if not args.no_accuracy:
-        print()
-        accuracy(args)
+    data = _random_transitions(args.env, args.train + 3000, args.cap)
+    plan_timing(args, bool(data.terminated.any()))
+    print()
+    accuracy(args, data)
 
 
 if __name__ == "__main__":
