@@ -77,10 +77,10 @@ def describe_setup(setup: RunSetup) -> list[str]:
             else ""
         )
         net = cfg.task_net()
-        size = f" {net.hidden_size} x {net.num_layers}"  # units x hidden layers
+        net_size = f" {net.hidden_size} x {net.num_layers}"  # units x hidden layers
         if isinstance(term, LearnedTermination):
-            ending += size
-        lines.append(f"reward learned (LearnedReward{size}), termination {ending}{explore}")
+            ending += net_size
+        lines.append(f"reward learned (LearnedReward{net_size}), termination {ending}{explore}")
     elif parts is not None:
         lines.append("reward and termination: the env's known task functions")
     else:
