@@ -24,17 +24,17 @@ import os
 import statistics
 import time
 
-import numpy as np
 import torch
 
 from mbrl.agents.config import RunConfig
 from mbrl.agents.env_factory import make_env
+from mbrl.agents.episode import run_episode
 from mbrl.agents.setup import build_run
-from mbrl.data.buffer import TransitionBatch
+from mbrl.data.buffer import TransitionBatch, TransitionBuffer
 from mbrl.models.task_models import LearnedReward, LearnedTermination
 from mbrl.models.training import fit
 from mbrl.planners.registry import PlannerContext, build_planner
-from mbrl.spaces import ActionCodec
+from mbrl.spaces import ActionCodec, observation_dim
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -107,35 +107,21 @@ def plan_timing(args: argparse.Namespace, endings: bool) -> None:
 
 
 def _random_transitions(env_id: str, n: int, cap: int | None) -> TransitionBatch:
+    """``n`` random-action transitions of ``env_id`` (episodes of at most ``cap`` steps),
+    shuffled: the first rows train, the rest score."""
     env = make_env(env_id)
     codec = ActionCodec.from_space(env.action_space)
     env.action_space.seed(0)
-    rows: dict[str, list] = {k: [] for k in ("obs", "action", "reward", "next_obs", "end")}
-    obs, _ = env.reset(seed=0)
-    steps = 0
-    while len(rows["obs"]) < n:
-        action = env.action_space.sample()
-        nxt, reward, terminated, truncated, _ = env.step(action)
-        steps += 1
-        rows["obs"].append(np.asarray(obs, dtype=np.float32))
-        rows["action"].append(np.asarray(codec.encode(action), dtype=np.float32).reshape(-1))
-        rows["reward"].append(float(reward))
-        rows["next_obs"].append(np.asarray(nxt, dtype=np.float32))
-        rows["end"].append(bool(terminated))
-        obs = nxt
-        if terminated or truncated or (cap is not None and steps >= cap):
-            obs, _ = env.reset()
-            steps = 0
+    buffer = TransitionBuffer(observation_dim(env.observation_space), codec.dim, capacity=n)
+    episode = 0
+    while buffer.total_added < n:
+        run_episode(
+            env, lambda _obs: env.action_space.sample(), codec, buffer, seed=episode, max_steps=cap
+        )
+        episode += 1
     env.close()
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
-    return TransitionBatch(
-        torch.as_tensor(np.stack(rows["obs"]))[order],
-        torch.as_tensor(np.stack(rows["action"]))[order],
-        torch.as_tensor(rows["reward"], dtype=torch.float32)[order],
-        torch.as_tensor(np.stack(rows["next_obs"]))[order],
-        torch.as_tensor(rows["end"])[order],
-        torch.zeros(n, dtype=torch.bool),
-    )
+    data = buffer.all()  # the ring keeps the last n
+    return data.index(torch.randperm(len(data), generator=torch.Generator().manual_seed(0)))
 
 
 def accuracy(args: argparse.Namespace, data: TransitionBatch) -> None:
